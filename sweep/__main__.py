@@ -1,0 +1,53 @@
+"""``python -m sweep [-m] [key=value ...]``: validate the grid, then let Hydra run it.
+
+Exit codes: 0 every cell ok (or cached), 1 some cell failed, 2 bad input (nothing ran).
+"""
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from sweep import OUTPUTS_DIR, callbacks, config, job
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    """One cell, in a Hydra job (a joblib worker in a multirun)."""
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    sweep = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else ""
+    return job.run(cfg, out_dir, sweep=sweep, cell=hc.job.override_dirname or out_dir.name)
+
+
+def with_default_dirs(argv: list[str]) -> list[str]:
+    """Put runs and sweeps under the project's outputs/, whatever the working directory."""
+    multirun, overrides, _ = config.split_argv(argv)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if any(o.startswith(key + "=") for o in overrides):
+        return argv
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    folder = OUTPUTS_DIR / ("sweeps" if multirun else "runs") / stamp
+    return [*argv, f"{key}='{folder}'"]
+
+
+def cli(argv: list[str]) -> int:
+    """Validate every point of the grid, run it, and return the exit code."""
+    informational = {"--help", "-h", "--hydra-help", "--info", "--cfg", "-c"}
+    if not informational & set(argv):
+        errors = config.validate_argv(argv)
+        if errors:
+            sys.stderr.write("error: bad input, nothing ran:\n")
+            sys.stderr.writelines(f"  {line}\n" for line in errors)
+            return 2
+        argv = with_default_dirs(argv)
+    sys.argv = [sys.argv[0], *argv]
+    main()
+    return callbacks.OUTCOME.get("exit_code", 0)
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

@@ -1,0 +1,216 @@
+"""The configuration of a cell, and validation of a whole grid before anything runs.
+
+``validate_argv`` expands the grid exactly as Hydra's basic sweeper will (the preset's
+``hydra.sweeper.params`` first, the command line overriding them key by key), builds
+each point's configuration and checks every value. Hydra itself would reject some bad
+values (a non-integer, an unknown group option) with exit code 1 before any callback
+runs, so this runs first, in ``__main__``.
+"""
+
+from functools import cache
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import DictConfig, OmegaConf
+
+from sweep import CONF_DIR
+from sweep.checks import integer, optional, real
+from sweep.methods import METHODS
+from sweep.models import MODELS
+from sweep.registry import Registry
+
+GROUPS = {"method": METHODS, "model": MODELS}
+PRESETS = "experiment"
+
+# What each top-level key allows; sparsity / k are also checked together below.
+TOP_LEVEL = {
+    "seed": integer(0),
+    "n_features": integer(1),
+    "neurons": integer(1),
+    "sparsity": optional(real(0, 1, open_low=True)),
+    "k": optional(integer(1)),
+    "trials": integer(1),
+    "n_samples": integer(1),
+    "n_train": integer(0),
+    "noise": real(0),
+    "success_tol": real(0, open_low=True),
+}
+
+
+def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
+    """The cell's defining keys as one flat dict: ``method``, ``method.alpha``, ..."""
+    if isinstance(cfg, DictConfig):  # leave out (and never resolve) Hydra's own node
+        keys = [key for key in cfg if key != "hydra"]
+        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    flat = {key: cfg[key] for key in TOP_LEVEL if key in cfg}
+    for group in GROUPS:
+        params = dict(cfg.get(group) or {})
+        flat[group] = params.pop("name", None)
+        flat.update({f"{group}.{p}": v for p, v in sorted(params.items())})
+    extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - {"hydra"}
+    flat.update({key: cfg[key] for key in sorted(extra)})
+    return flat
+
+
+def validate_cell(flat: dict[str, Any]) -> list[str]:
+    """Every problem with one cell's flat configuration, one line each."""
+    errors = []
+    for key, value in flat.items():
+        if key in TOP_LEVEL:
+            why = TOP_LEVEL[key](value)
+            if why:
+                errors.append(f"{key}={value!r}: allowed is {why}")
+        elif key not in GROUPS and key.split(".")[0] not in GROUPS:
+            errors.append(f"{key}={value!r}: unknown key (allowed: {', '.join(TOP_LEVEL)})")
+    errors += _check_sparsity(flat)
+    for group, registry in GROUPS.items():
+        errors += _check_group(flat, group, registry)
+    return errors
+
+
+def _check_sparsity(flat: dict[str, Any]) -> list[str]:
+    sparsity, k, n = flat.get("sparsity"), flat.get("k"), flat.get("n_features")
+    if sparsity is None and k is None:
+        return ["sparsity=None and k=None: set one of them"]
+    if sparsity is not None and k is not None:
+        return [f"k={k} with sparsity={sparsity}: set only one (sparsity=null to use k)"]
+    if isinstance(k, int) and isinstance(n, int) and k > n:
+        return [f"k={k}: allowed is an integer <= n_features={n}"]
+    return []
+
+
+def _check_group(flat: dict[str, Any], group: str, registry: Registry) -> list[str]:
+    name = flat.get(group)
+    if name not in registry:
+        return [f"{group}={name}: unknown {group} (allowed: {', '.join(sorted(registry))})"]
+    checks = registry.checks[name]
+    given = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith(group + ".")}
+    errors = []
+    for param, value in given.items():
+        if param not in checks:
+            allowed = ", ".join(checks) or "none"
+            errors.append(
+                f"{group}.{param}={value!r}: {group} {name} has no parameter {param!r}"
+                f" (its parameters: {allowed})"
+            )
+        elif why := checks[param](value):
+            errors.append(f"{group}.{param}={value!r} ({group}={name}): allowed is {why}")
+    errors += [
+        f"{group}.{p}: missing for {group}={name} (conf/{group}/{name}.yaml must state it)"
+        for p in checks
+        if p not in given
+    ]
+    return errors
+
+
+# --- the grid of a command line -------------------------------------------------
+
+
+def split_argv(argv: list[str]) -> tuple[bool, list[str], list[str]]:
+    """(multirun, overrides, other flags) of a ``python -m sweep`` command line."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if not a.startswith("-")]
+    flags = [a for a in argv if a.startswith("-") and a not in ("-m", "--multirun")]
+    return multirun, overrides, flags
+
+
+def validate_argv(argv: list[str]) -> list[str]:
+    """Every problem of every point of the grid the command line asks for."""
+    multirun, overrides, _ = split_argv(argv)
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(overrides)
+    except Exception as err:  # Hydra's grammar errors carry a readable message
+        return [f"cannot parse the overrides: {err}"]
+    task = [o for o in parsed if not o.is_hydra_override()]
+    if not multirun:
+        sweeps = [o.input_line for o in task if o.is_sweep_override()]
+        if sweeps:
+            return [f"{s}: a sweep needs -m (multirun)" for s in sweeps]
+        return _unique(_validate_point(task))
+    preset = _preset_of(task)
+    if preset not in _options(PRESETS):
+        return [f"experiment={preset}: unknown (allowed: {', '.join(_options(PRESETS))})"]
+    params = _base_config(preset, "", "").hydra.sweeper.params or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + [o.input_line for o in task]
+    try:
+        (points,) = BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
+    except Exception as err:
+        return [f"cannot expand the grid: {err}"]
+    errors = []
+    for point in points:
+        errors += _validate_point(parser.parse_overrides(point))
+    return _unique(errors)
+
+
+def _validate_point(overrides: list[Override]) -> list[str]:
+    choices = {o.key_or_group: o.value() for o in overrides if _is_group(o)}
+    for group in GROUPS:
+        name = choices.get(group)
+        if name is not None and name not in _options(group):
+            return [f"{group}={name}: unknown {group} (allowed: {', '.join(_options(group))})"]
+    cfg = _base_config(
+        _preset_of(overrides), choices.get("method", ""), choices.get("model", "")
+    ).copy()
+    OmegaConf.set_struct(cfg, False)
+    errors = []
+    for o in overrides:
+        if _is_group(o) or o.key_or_group == PRESETS:
+            continue
+        if o.type is OverrideType.DEL:
+            errors.append(f"{o.input_line}: deleting a key is not supported")
+            continue
+        if OmegaConf.select(cfg, o.key_or_group, default=_ABSENT) is _ABSENT:
+            errors.append(_unknown_key(cfg, o))
+            continue
+        OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+    return errors + validate_cell(flatten(cfg))
+
+
+_ABSENT = object()
+
+
+def _unknown_key(cfg: DictConfig, o: Override) -> str:
+    group, _, param = o.key_or_group.partition(".")
+    if group in GROUPS and param:
+        name = cfg[group].name
+        params = ", ".join(GROUPS[group].checks.get(name, {})) or "none"
+        return (
+            f"{o.key_or_group}={o.value()!r}: {group} {name} has no parameter"
+            f" {param!r} (its parameters: {params})"
+        )
+    return f"{o.key_or_group}={o.value()!r}: unknown key (allowed: {', '.join(TOP_LEVEL)})"
+
+
+def _is_group(o: Override) -> bool:
+    return o.key_or_group in GROUPS and not o.is_sweep_override()
+
+
+def _preset_of(overrides: list[Override]) -> str:
+    for o in overrides:
+        if o.key_or_group == PRESETS and not o.is_sweep_override():
+            return str(o.value())
+    return "default"
+
+
+@cache
+def _options(group: str) -> tuple[str, ...]:
+    """The option names of a config group: its yaml files."""
+    return tuple(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
+
+
+@cache
+def _base_config(preset: str, method: str, model: str) -> DictConfig:
+    """The composed config of a preset and group choices, before value overrides."""
+    overrides = [f"{PRESETS}={preset}"]
+    overrides += [f"method={method}"] if method else []
+    overrides += [f"model={model}"] if model else []
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def _unique(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))

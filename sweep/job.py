@@ -1,0 +1,269 @@
+"""One cell: run its trials, write its files. The only module that writes results.
+
+``run`` never raises: an error becomes ``status=failed`` rows and a traceback in
+``status.json``, so that the end-of-sweep summary and analysis always run.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from sweep import PROJECT_ROOT, schema
+from sweep.config import flatten
+from sweep.data import add_noise, sparse_features
+from sweep.methods import METHODS
+from sweep.metrics import feature_metrics, recovery_metrics
+from sweep.models import MODELS
+
+log = logging.getLogger(__name__)
+
+N_SHOWN = 16  # test samples of trial 0 kept in samples.parquet, for heatmaps
+DATA_KEYS = ("n_features", "sparsity", "k")
+MODEL_KEYS = ("n_features", "neurons")
+
+
+def run(cfg: Any, out_dir: Path, *, sweep: str = "", cell: str = "") -> dict:
+    """Run the cell of ``cfg`` into ``out_dir``; return its status (never raises)."""
+    try:
+        return _run(flatten(cfg), Path(out_dir), sweep=sweep, cell=cell)
+    except Exception as err:  # last resort, e.g. the folder cannot be written
+        log.exception("failed %s", cell or out_dir)
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
+    identity = {"sweep": sweep, "cell": cell}
+    cached = _cached_status(out_dir, flat)
+    if cached:
+        log.info("cached %s", cell or out_dir.name)
+        return cached
+    started = time.perf_counter()
+    status = {"status": "ok", "error": None, "traceback": None}
+    try:
+        with threadpool_limits(1):  # the sweep is the unit of parallelism
+            metrics, features, samples = run_trials(flat)
+        _write_parquet(features, out_dir / schema.FEATURES_FILE)
+        _write_parquet(samples, out_dir / schema.SAMPLES_FILE)
+    except Exception as err:  # a cell never raises: its failure is a result
+        status = {
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}".splitlines()[0],
+            "traceback": traceback.format_exc(),
+        }
+        metrics = [{} for _ in range(flat.get("trials") or 1)]
+    seconds = time.perf_counter() - started
+    rows = _rows(metrics, flat, identity, status)
+    _write_parquet(rows, out_dir / schema.METRICS_FILE)
+    status.update(_provenance(flat, identity, rows, seconds))
+    _write_json(status, out_dir / schema.STATUS_FILE)  # last: marks the cell complete
+    _log_cell(status, rows, cell or out_dir.name)
+    return status
+
+
+def run_trials(flat: dict) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
+    """All trials of a cell: per-trial metric dicts, features and samples tables."""
+    metrics, features, samples = [], [], []
+    for trial in range(flat["trials"]):
+        row, feats, X, X_hat = run_trial(flat, trial)
+        metrics.append(row)
+        features.append(feats.assign(trial=trial))
+        if trial == 0:
+            samples.append(_long_form(X[:N_SHOWN], X_hat[:N_SHOWN], trial))
+    return metrics, pd.concat(features, ignore_index=True), pd.concat(samples)
+
+
+def run_trial(flat: dict, trial: int) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
+    """One trial: draw X and the model, compress, recover, score.
+
+    Returns the trial's metrics, its per-feature table, X and X_hat (n_samples, n).
+    """
+    n, m = flat["n_features"], flat["neurons"]
+    data = {key: flat[key] for key in DATA_KEYS}
+    model_keys = _group(flat, "model") | {key: flat[key] for key in MODEL_KEYS}
+    t0 = time.perf_counter()
+    model = MODELS[flat["model"]](
+        n, m, rng=stream(flat, trial, "model", model_keys), **_params(flat, "model")
+    )
+    fit_seconds = time.perf_counter() - t0
+    X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
+    noise_keys = model_keys | data | {"noise": flat["noise"]}
+    H = add_noise(
+        X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
+    )
+    H_train = _training_data(flat, trial, model.W, data, noise_keys)
+    t1 = time.perf_counter()
+    recovery = METHODS[flat["method"]](
+        H, model.W, H_train=H_train, b=model.b,
+        rng=stream(flat, trial, "method", flat), **_params(flat, "method"),
+    )  # fmt: skip
+    recover_seconds = time.perf_counter() - t1
+    row = recovery_metrics(
+        X, recovery.X_hat, H=H, W=model.W, importance=model.importance,
+        success_tol=flat["success_tol"],
+    )  # fmt: skip
+    row |= model.info | {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
+    feats = feature_metrics(X, recovery.X_hat, W=model.W, b=model.b,
+                            importance=model.importance)  # fmt: skip
+    return row, feats, X, recovery.X_hat
+
+
+def _training_data(flat, trial, W, data, noise_keys) -> np.ndarray:
+    """H_train (n_train, n_neurons), drawn from streams of its own."""
+    rng = stream(flat, trial, "train", data | {"n_train": flat["n_train"]})
+    X_train = _features(flat, flat["n_train"], rng)
+    rng_noise = stream(flat, trial, "train_noise", noise_keys)
+    return add_noise(X_train @ W.T, noise=flat["noise"], rng=rng_noise)
+
+
+def _features(flat: dict, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """X (n_samples, n_features) for the cell's data keys."""
+    return sparse_features(
+        n_samples, flat["n_features"], rng=rng, sparsity=flat["sparsity"], k=flat["k"]
+    )
+
+
+def stream(flat: dict, trial: int, name: str, keys: dict) -> np.random.Generator:
+    """An independent random stream keyed on (seed, trial, name, keys).
+
+    A stable hash (never Python's salted ``hash``) of exactly the keys a draw depends
+    on: every method at the same data and model keys sees identical X and W.
+    """
+    text = json.dumps([name, keys], sort_keys=True, default=str)
+    words = np.frombuffer(hashlib.sha256(text.encode()).digest()[:16], dtype=np.uint32)
+    seq = np.random.SeedSequence([flat["seed"], trial, *words.tolist()])
+    return np.random.default_rng(seq)
+
+
+def _group(flat: dict, group: str) -> dict:
+    return {k: v for k, v in flat.items() if k == group or k.startswith(group + ".")}
+
+
+def _params(flat: dict, group: str) -> dict:
+    prefix = group + "."
+    return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+
+
+def _long_form(X: np.ndarray, X_hat: np.ndarray, trial: int) -> pd.DataFrame:
+    sample, feature = np.indices(X.shape)
+    return pd.DataFrame({
+        "trial": trial, "sample": sample.ravel(), "feature": feature.ravel(),
+        "true": X.ravel(), "recovered": X_hat.ravel(),
+    })  # fmt: skip
+
+
+def _rows(metrics: list[dict], flat: dict, identity: dict, status: dict) -> pd.DataFrame:
+    """One row per trial: identity, every config key, derived S, the metrics."""
+    p = flat["sparsity"] if flat.get("sparsity") is not None else None
+    if p is None and flat.get("k") and flat.get("n_features"):
+        p = flat["k"] / flat["n_features"]
+    base = {
+        "schema_version": schema.SCHEMA_VERSION, **identity,
+        "status": status["status"], "error": status["error"], **flat,
+        "S": None if p is None else 1 - p,
+    }  # fmt: skip
+    frame = pd.DataFrame([base | {"trial": t} | row for t, row in enumerate(metrics)])
+    for column in schema.METRIC_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    return frame
+
+
+def _cached_status(out_dir: Path, flat: dict) -> dict | None:
+    """The stored status if this folder already holds this cell, finished ok."""
+    try:
+        stored = json.loads((out_dir / schema.STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    same = stored.get("fingerprint") == fingerprint(flat)
+    done = stored.get("status") in ("ok", "cached")
+    if not (same and done and (out_dir / schema.METRICS_FILE).exists()):
+        return None
+    stored["status"] = "cached"
+    _write_json(stored, out_dir / schema.STATUS_FILE)
+    return stored
+
+
+def fingerprint(flat: dict) -> str:
+    """A stable hash of a cell's configuration."""
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _provenance(flat: dict, identity: dict, rows: pd.DataFrame, seconds: float) -> dict:
+    return {
+        **identity,
+        "config": flat,
+        "fingerprint": fingerprint(flat),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "fit_seconds": float(rows["fit_seconds"].sum()),
+        "recover_seconds": float(rows["recover_seconds"].sum()),
+        "schema_version": schema.SCHEMA_VERSION,
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+
+
+@cache
+def _versions() -> dict:
+    names = ["numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "hydra-core"]
+    return {"python": platform.python_version()} | {n: version(n) for n in names}
+
+
+@cache
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
+    if status["status"] == "failed":
+        log.error("failed %s: %s (%.2f s)", cell, status["error"], status["seconds"])
+        return
+    means = rows[["success_rate", "nmse", "support_f1"]].mean()
+    log.info(
+        "ok %s: success_rate=%.3f nmse=%.3g support_f1=%.3f (%.2f s)",
+        cell, means["success_rate"], means["nmse"], means["support_f1"],
+        status["seconds"],
+    )  # fmt: skip
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str)))
+
+
+def _atomic(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,169 @@
+"""Recovery methods: X_hat from H = X @ W.T, one registered function per method.
+
+Every method has the signature ``fn(H, W, *, H_train, b, rng, **params) -> Recovery``
+with H (n_samples, n_neurons), W (n_neurons, n_features), b (n_features,).
+Every L1 penalty means, per sample, 1/2 ||h - W x||^2 + alpha ||x||_1; methods
+convert where sklearn's convention differs. Unrepresented features (a column of W
+below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.decomposition import sparse_encode
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, lars_path_gram, orthogonal_mp_gram
+
+from sweep.checks import boolean, integer, optional, real
+from sweep.models import represented
+from sweep.registry import Registry
+
+METHODS = Registry("method")
+
+
+@dataclass
+class Recovery:
+    """X_hat (n_samples, n_features); learned methods add their atoms and codes."""
+
+    X_hat: np.ndarray
+    atoms: np.ndarray | None = None
+    codes: np.ndarray | None = None
+
+
+class _Dictionary:
+    """The represented columns of W, raw and unit-norm, and how to scatter codes back."""
+
+    def __init__(self, W: np.ndarray):
+        self.mask = represented(W)
+        self.W = W[:, self.mask]  # (n_neurons, n_represented)
+        self.norms = np.linalg.norm(self.W, axis=0)
+        self.atoms = self.W / self.norms  # unit-norm columns, for selection methods
+        self.n_features = W.shape[1]
+
+    def scatter(self, codes: np.ndarray, *, normalised: bool) -> Recovery:
+        """Codes (n_samples, n_represented) -> Recovery with zeros elsewhere."""
+        X_hat = np.zeros((codes.shape[0], self.n_features))
+        X_hat[:, self.mask] = codes / self.norms if normalised else codes
+        return Recovery(X_hat)
+
+
+@METHODS.register("omp", tol=real(0, 1), n_nonzero_coefs=optional(integer(1)))
+def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Recovery:
+    """Orthogonal matching pursuit on the unit-norm columns of W.
+
+    Stops when ||h - W x||^2 <= tol ||h||^2 (relative squared residual), or after
+    ``n_nonzero_coefs`` atoms when that is set (then ``tol`` is not used).
+    """
+    d = _Dictionary(W)
+    # sklearn's tol is one absolute squared residual for all samples: scale every
+    # sample to unit norm so that it becomes relative (OMP is scale-equivariant).
+    scale = np.linalg.norm(H, axis=1)
+    live = scale > 0
+    Hn = H[live] / scale[live, None]
+    codes = np.zeros((H.shape[0], d.atoms.shape[1]))
+    if live.any() and d.atoms.shape[1]:
+        gram, Xy = d.atoms.T @ d.atoms, d.atoms.T @ Hn.T
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # stopped at full rank
+            if n_nonzero_coefs is None:
+                Z = orthogonal_mp_gram(gram, Xy, tol=tol, norms_squared=np.ones(len(Hn)))
+            else:
+                n = min(n_nonzero_coefs, d.atoms.shape[1])
+                Z = orthogonal_mp_gram(gram, Xy, n_nonzero_coefs=n)
+        codes[live] = Z.reshape(len(gram), -1).T * scale[live, None]
+    return d.scatter(codes, normalised=True)
+
+
+@METHODS.register(
+    "lasso_lars", alpha=real(0), positive=boolean, max_iter=integer(1)
+)
+def recover_lasso_lars(
+    H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000
+) -> Recovery:
+    """L1-regularised least squares by LARS (sklearn ``sparse_encode``, 1/2 convention)."""
+    d = _Dictionary(W)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        codes = sparse_encode(
+            H, d.W.T, algorithm="lasso_lars", alpha=alpha, positive=positive,
+            max_iter=max_iter, n_jobs=1,
+        )  # fmt: skip
+    return d.scatter(codes, normalised=False)
+
+
+@METHODS.register(
+    "lasso",
+    alpha=real(0, open_low=True),
+    positive=boolean,
+    max_iter=integer(1),
+    tol=real(0, open_low=True),
+)
+def recover_lasso(
+    H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000, tol=1e-6
+) -> Recovery:
+    """L1-regularised least squares by coordinate descent (sklearn ``Lasso``)."""
+    d = _Dictionary(W)
+    # Lasso minimises 1/(2 n_rows) ||h - W x||^2 + a ||x||_1 with n_rows = n_neurons.
+    model = Lasso(
+        alpha=alpha / W.shape[0], fit_intercept=False, positive=positive,
+        max_iter=max_iter, tol=tol, precompute=d.W.T @ d.W,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(d.W, H.T)
+    return d.scatter(model.coef_.reshape(H.shape[0], -1), normalised=False)
+
+
+@METHODS.register("threshold", alpha=real(0), positive=boolean)
+def recover_threshold(H, W, *, H_train, b, rng, alpha=0.1, positive=False) -> Recovery:
+    """Soft thresholding of the correlations with the unit-norm columns of W."""
+    d = _Dictionary(W)
+    codes = sparse_encode(
+        H, d.atoms.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
+    )
+    return d.scatter(codes, normalised=True)
+
+
+@METHODS.register("basis_pursuit", positive=boolean, max_iter=integer(1))
+def recover_basis_pursuit(
+    H, W, *, H_train, b, rng, positive=False, max_iter=500
+) -> Recovery:
+    """Exact L1 minimisation, min ||x||_1 s.t. W x = h, by the LARS path to alpha = 0.
+
+    One ``lars_path_gram`` call per sample: sklearn has no batched LARS path.
+    """
+    d = _Dictionary(W)
+    gram, Xy = d.W.T @ d.W, H @ d.W
+    codes = np.zeros((H.shape[0], d.W.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for i, xy in enumerate(Xy):
+            _, _, codes[i] = lars_path_gram(
+                xy, gram, n_samples=W.shape[0], alpha_min=0.0, method="lasso",
+                positive=positive, max_iter=max_iter, return_path=False,
+            )  # fmt: skip
+    return d.scatter(codes, normalised=False)
+
+
+@METHODS.register("lstsq")
+def recover_lstsq(H, W, *, H_train, b, rng) -> Recovery:
+    """Minimum-norm least squares: the baseline that uses no sparsity at all."""
+    d = _Dictionary(W)
+    codes = np.linalg.lstsq(d.W, H.T, rcond=None)[0].T
+    return d.scatter(codes, normalised=False)
+
+
+@METHODS.register("nnls")
+def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
+    """Nonnegative least squares (scipy ``nnls``, one call per sample: no batched form)."""
+    d = _Dictionary(W)
+    codes = np.array([nnls(d.W, h)[0] for h in H]).reshape(H.shape[0], -1)
+    return d.scatter(codes, normalised=False)
+
+
+@METHODS.register("readout")
+def recover_readout(H, W, *, H_train, b, rng) -> Recovery:
+    """The network's own decoder ReLU(W.T h + b) (b = 0 for a random W)."""
+    return Recovery(np.maximum(H @ W + b, 0.0))

@@ -1,0 +1,65 @@
+"""Names of the result files and their columns: the public interface of a sweep folder.
+
+``job.py`` writes these files, ``analysis`` reads them; both take the names from here.
+"""
+
+SCHEMA_VERSION = 1
+
+METRICS_FILE = "metrics.parquet"
+FEATURES_FILE = "features.parquet"
+SAMPLES_FILE = "samples.parquet"
+STATUS_FILE = "status.json"
+ANALYSIS_DIR = "analysis"
+
+# Columns that identify a row but are not configuration keys.
+IDENTITY_COLUMNS = ("schema_version", "sweep", "cell", "trial", "status", "error")
+
+# Columns derived from configuration keys: never treated as a swept axis.
+DERIVED_COLUMNS = ("S",)
+
+# Top-level configuration keys, in the order they appear in every row.
+CONFIG_KEYS = (
+    "seed",
+    "n_features",
+    "neurons",
+    "sparsity",
+    "k",
+    "trials",
+    "n_samples",
+    "n_train",
+    "noise",
+    "success_tol",
+)
+
+# Per-trial metrics on test data (see DESIGN.md, "Results schema").
+METRIC_COLUMNS = (
+    "mse",
+    "nmse",
+    "weighted_mse",
+    "rel_error",
+    "success_rate",
+    "frac_zero",
+    "support_precision",
+    "support_recall",
+    "support_f1",
+    "r2",
+    "r2_h",
+    "l0",
+    "fit_seconds",
+    "recover_seconds",
+)
+
+# Per-feature columns of features.parquet besides (trial, feature).
+FEATURE_COLUMNS = (
+    "norm",
+    "b",
+    "importance",
+    "dimensionality",
+    "superposition",
+    "recovery_mse",
+)
+
+# Long-form columns of samples.parquet.
+SAMPLE_COLUMNS = ("trial", "sample", "feature", "true", "recovered")
+
+STATUSES = ("ok", "failed", "cached")
