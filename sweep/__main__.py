@@ -20,11 +20,13 @@ def main(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     sweep = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else ""
-    return job.run(cfg, out_dir, sweep=sweep, cell=hc.job.override_dirname or out_dir.name)
+    return job.run(
+        cfg, out_dir, sweep=sweep, cell=hc.job.override_dirname or out_dir.name
+    )
 
 
 def with_default_dirs(argv: list[str]) -> list[str]:
-    """Put runs and sweeps under the project's outputs/, whatever the working directory."""
+    """Put runs and sweeps under the project's outputs/, from any working directory."""
     multirun, overrides, _ = config.split_argv(argv)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if any(o.startswith(key + "=") for o in overrides):

@@ -37,11 +37,13 @@ def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
 
 
 def summarize(statuses: dict[str, dict]) -> tuple[str, list[str]]:
-    """One summary line (counts per status) and one line per cell that did not finish."""
+    """A summary line (counts per status) and a line per cell that did not finish."""
     counts = {name: 0 for name in (*schema.STATUSES, "missing")}
     for status in statuses.values():
         counts[status.get("status", "missing")] += 1
-    line = ", ".join(f"{n} {name}" for name, n in counts.items() if n or name != "missing")
+    line = ", ".join(
+        f"{n} {name}" for name, n in counts.items() if n or name != "missing"
+    )
     bad = [
         f"{status['status']} {cell}: {status.get('error')}"
         for cell, status in statuses.items()

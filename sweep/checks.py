@@ -1,4 +1,4 @@
-"""Value checks shared by configuration validation: each returns None or what is allowed."""
+"""Value checks for validation: each returns None, or a text saying what is allowed."""
 
 import math
 from collections.abc import Callable

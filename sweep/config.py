@@ -64,7 +64,7 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
             if why:
                 errors.append(f"{key}={value!r}: allowed is {why}")
         elif key not in GROUPS and key.split(".")[0] not in GROUPS:
-            errors.append(f"{key}={value!r}: unknown key (allowed: {', '.join(TOP_LEVEL)})")
+            errors.append(_unknown(key, value, TOP_LEVEL))
     errors += _check_sparsity(flat)
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
@@ -76,7 +76,9 @@ def _check_sparsity(flat: dict[str, Any]) -> list[str]:
     if sparsity is None and k is None:
         return ["sparsity=None and k=None: set one of them"]
     if sparsity is not None and k is not None:
-        return [f"k={k} with sparsity={sparsity}: set only one (sparsity=null to use k)"]
+        return [
+            f"k={k} with sparsity={sparsity}: set only one (sparsity=null to use k)"
+        ]
     if isinstance(k, int) and isinstance(n, int) and k > n:
         return [f"k={k}: allowed is an integer <= n_features={n}"]
     return []
@@ -85,21 +87,21 @@ def _check_sparsity(flat: dict[str, Any]) -> list[str]:
 def _check_group(flat: dict[str, Any], group: str, registry: Registry) -> list[str]:
     name = flat.get(group)
     if name not in registry:
-        return [f"{group}={name}: unknown {group} (allowed: {', '.join(sorted(registry))})"]
+        return [_unknown(group, name, sorted(registry))]
     checks = registry.checks[name]
-    given = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith(group + ".")}
+    given = {
+        k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith(group + ".")
+    }
     errors = []
     for param, value in given.items():
         if param not in checks:
-            allowed = ", ".join(checks) or "none"
-            errors.append(
-                f"{group}.{param}={value!r}: {group} {name} has no parameter {param!r}"
-                f" (its parameters: {allowed})"
-            )
+            errors.append(_no_param(group, name, param, value))
         elif why := checks[param](value):
-            errors.append(f"{group}.{param}={value!r} ({group}={name}): allowed is {why}")
+            errors.append(
+                f"{group}.{param}={value!r} ({group}={name}): allowed is {why}"
+            )
     errors += [
-        f"{group}.{p}: missing for {group}={name} (conf/{group}/{name}.yaml must state it)"
+        f"{group}.{p}: missing (state it in conf/{group}/{name}.yaml)"
         for p in checks
         if p not in given
     ]
@@ -133,7 +135,7 @@ def validate_argv(argv: list[str]) -> list[str]:
         return _unique(_validate_point(task))
     preset = _preset_of(task)
     if preset not in _options(PRESETS):
-        return [f"experiment={preset}: unknown (allowed: {', '.join(_options(PRESETS))})"]
+        return [_unknown(PRESETS, preset, _options(PRESETS))]
     params = _base_config(preset, "", "").hydra.sweeper.params or {}
     lines = [f"{k}={v}" for k, v in params.items()] + [o.input_line for o in task]
     try:
@@ -151,7 +153,7 @@ def _validate_point(overrides: list[Override]) -> list[str]:
     for group in GROUPS:
         name = choices.get(group)
         if name is not None and name not in _options(group):
-            return [f"{group}={name}: unknown {group} (allowed: {', '.join(_options(group))})"]
+            return [_unknown(group, name, _options(group))]
     cfg = _base_config(
         _preset_of(overrides), choices.get("method", ""), choices.get("model", "")
     ).copy()
@@ -176,13 +178,20 @@ _ABSENT = object()
 def _unknown_key(cfg: DictConfig, o: Override) -> str:
     group, _, param = o.key_or_group.partition(".")
     if group in GROUPS and param:
-        name = cfg[group].name
-        params = ", ".join(GROUPS[group].checks.get(name, {})) or "none"
-        return (
-            f"{o.key_or_group}={o.value()!r}: {group} {name} has no parameter"
-            f" {param!r} (its parameters: {params})"
-        )
-    return f"{o.key_or_group}={o.value()!r}: unknown key (allowed: {', '.join(TOP_LEVEL)})"
+        return _no_param(group, cfg[group].name, param, o.value())
+    return _unknown(o.key_or_group, o.value(), TOP_LEVEL)
+
+
+def _no_param(group: str, name: str, param: str, value: Any) -> str:
+    params = ", ".join(GROUPS[group].checks.get(name, {})) or "none"
+    return (
+        f"{group}.{param}={value!r}: {group} {name} has no parameter {param!r}"
+        f" (allowed: {params})"
+    )
+
+
+def _unknown(key: str, value: Any, allowed) -> str:
+    return f"{key}={value!r}: unknown (allowed: {', '.join(allowed)})"
 
 
 def _is_group(o: Override) -> bool:

@@ -30,7 +30,7 @@ def sparse_features(
 
 
 def add_noise(H: np.ndarray, *, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Add Gaussian noise of std ``noise`` x RMS(H) to H, shape (n_samples, n_neurons)."""
+    """H (n_samples, n_neurons) plus Gaussian noise of std ``noise`` x RMS(H)."""
     if noise == 0:
         return H
     rms = np.sqrt(np.mean(H**2))

@@ -32,6 +32,9 @@ from sweep.models import MODELS
 
 log = logging.getLogger(__name__)
 
+# Test-only switch (fault injection): cells whose name contains one of these
+# comma-separated strings raise inside the job, as a crashing method would.
+FAIL_ENV = "SWEEP_TEST_FAIL_CELLS"
 N_SHOWN = 16  # test samples of trial 0 kept in samples.parquet, for heatmaps
 DATA_KEYS = ("n_features", "sparsity", "k")
 MODEL_KEYS = ("n_features", "neurons")
@@ -55,6 +58,7 @@ def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
     started = time.perf_counter()
     status = {"status": "ok", "error": None, "traceback": None}
     try:
+        _inject_failure(cell)
         with threadpool_limits(1):  # the sweep is the unit of parallelism
             metrics, features, samples = run_trials(flat)
         _write_parquet(features, out_dir / schema.FEATURES_FILE)
@@ -75,6 +79,12 @@ def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
     return status
 
 
+def _inject_failure(cell: str) -> None:
+    marks = [m for m in os.environ.get(FAIL_ENV, "").split(",") if m]
+    if any(m in cell for m in marks):
+        raise RuntimeError(f"injected failure ({FAIL_ENV})")
+
+
 def run_trials(flat: dict) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
     """All trials of a cell: per-trial metric dicts, features and samples tables."""
     metrics, features, samples = [], [], []
@@ -87,7 +97,9 @@ def run_trials(flat: dict) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
     return metrics, pd.concat(features, ignore_index=True), pd.concat(samples)
 
 
-def run_trial(flat: dict, trial: int) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
+def run_trial(
+    flat: dict, trial: int
+) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
     """One trial: draw X and the model, compress, recover, score.
 
     Returns the trial's metrics, its per-feature table, X and X_hat (n_samples, n).
@@ -166,7 +178,9 @@ def _long_form(X: np.ndarray, X_hat: np.ndarray, trial: int) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def _rows(metrics: list[dict], flat: dict, identity: dict, status: dict) -> pd.DataFrame:
+def _rows(
+    metrics: list[dict], flat: dict, identity: dict, status: dict
+) -> pd.DataFrame:
     """One row per trial: identity, every config key, derived S, the metrics."""
     p = flat["sparsity"] if flat.get("sparsity") is not None else None
     if p is None and flat.get("k") and flat.get("n_features"):
@@ -200,7 +214,9 @@ def _cached_status(out_dir: Path, flat: dict) -> dict | None:
 
 def fingerprint(flat: dict) -> str:
     """A stable hash of a cell's configuration."""
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(flat, sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 def _provenance(flat: dict, identity: dict, rows: pd.DataFrame, seconds: float) -> dict:
@@ -253,7 +269,18 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _write_json(obj: dict, path: Path) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str)))
+    _atomic(
+        path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str))
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def _atomic(path: Path, write) -> None:
@@ -263,6 +290,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -33,7 +33,7 @@ class Recovery:
 
 
 class _Dictionary:
-    """The represented columns of W, raw and unit-norm, and how to scatter codes back."""
+    """The represented columns of W, raw and unit-norm; scatters codes back."""
 
     def __init__(self, W: np.ndarray):
         self.mask = represented(W)
@@ -68,7 +68,9 @@ def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Rec
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # stopped at full rank
             if n_nonzero_coefs is None:
-                Z = orthogonal_mp_gram(gram, Xy, tol=tol, norms_squared=np.ones(len(Hn)))
+                Z = orthogonal_mp_gram(
+                    gram, Xy, tol=tol, norms_squared=np.ones(len(Hn))
+                )
             else:
                 n = min(n_nonzero_coefs, d.atoms.shape[1])
                 Z = orthogonal_mp_gram(gram, Xy, n_nonzero_coefs=n)
@@ -76,13 +78,11 @@ def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Rec
     return d.scatter(codes, normalised=True)
 
 
-@METHODS.register(
-    "lasso_lars", alpha=real(0), positive=boolean, max_iter=integer(1)
-)
+@METHODS.register("lasso_lars", alpha=real(0), positive=boolean, max_iter=integer(1))
 def recover_lasso_lars(
     H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000
 ) -> Recovery:
-    """L1-regularised least squares by LARS (sklearn ``sparse_encode``, 1/2 convention)."""
+    """L1-regularised least squares by LARS (sklearn ``sparse_encode``)."""
     d = _Dictionary(W)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -157,7 +157,7 @@ def recover_lstsq(H, W, *, H_train, b, rng) -> Recovery:
 
 @METHODS.register("nnls")
 def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
-    """Nonnegative least squares (scipy ``nnls``, one call per sample: no batched form)."""
+    """Nonnegative least squares (scipy ``nnls``: one call per sample, none batched)."""
     d = _Dictionary(W)
     codes = np.array([nnls(d.W, h)[0] for h in H]).reshape(H.shape[0], -1)
     return d.scatter(codes, normalised=False)

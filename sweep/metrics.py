@@ -35,7 +35,8 @@ def recovery_metrics(
         "frac_zero": float(np.mean(~live)),
         **support_metrics(X != 0, np.abs(X_hat) > ACTIVE),
         "r2": 1.0 - _ratio(sq, np.sum((X - X.mean(axis=0)) ** 2)),
-        "r2_h": 1.0 - _ratio(np.sum((H - X_hat @ W.T) ** 2), np.sum((H - H.mean(0)) ** 2)),
+        "r2_h": 1.0
+        - _ratio(np.sum((H - X_hat @ W.T) ** 2), np.sum((H - H.mean(0)) ** 2)),
         "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
     }
 

@@ -15,7 +15,7 @@ UNREPRESENTED = 1e-3
 
 @dataclass
 class Model:
-    """One trial's compression: H = X @ W.T; the model's own decoder is ReLU(W.T h + b)."""
+    """One trial's compression H = X @ W.T; its own decoder is ReLU(W.T h + b)."""
 
     W: np.ndarray  # (n_neurons, n_features)
     b: np.ndarray  # (n_features,)

@@ -1,4 +1,4 @@
-"""A name -> function registry that refuses duplicates and knows each parameter's range."""
+"""A name -> function registry: refuses duplicates, knows each parameter's range."""
 
 import inspect
 from collections.abc import Callable
@@ -16,7 +16,7 @@ class Registry(dict):
         self.checks: dict[str, dict[str, Check]] = {}
 
     def register(self, name: str, **checks: Check) -> Callable:
-        """Decorator: add ``fn`` under ``name``; every keyword parameter needs a check."""
+        """Decorator: add ``fn`` as ``name``; each keyword parameter needs a check."""
 
         def add(fn: Callable) -> Callable:
             if name in self:

@@ -1,0 +1,230 @@
+"""Tests of ``analysis``: tables against hand numbers, figures on fake sweep folders."""
+
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import aggregate
+from analysis.aggregate import PlotAxes
+from sweep.schema import ANALYSIS_DIR, METRICS_FILE
+
+try:
+    from sweep_factory import cell_name, make_sweep
+except ImportError:  # tests/ imported as a package
+    from tests.sweep_factory import cell_name, make_sweep
+
+ROOT = Path(analysis.__file__).resolve().parents[1]
+FILES = [
+    "results.parquet",
+    "capacity.csv",
+    "capacity_number.png",
+    "heatmaps.png",
+    *(f"phase_{metric}.png" for metric in analysis.PHASE_METRICS),
+    *(f"capacity_{metric}.png" for metric in analysis.PHASE_METRICS),
+]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m analysis ARGS`` from ``cwd``, finding this checkout's packages."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=cwd, env=os.environ | {"PYTHONPATH": path},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# --- tables --------------------------------------------------------------------------
+
+
+def test_varying_keys_rounds_floats_counts_nan_and_skips_derived():
+    frame = pd.DataFrame({
+        "trial": [0, 1, 0, 1],
+        "neurons": [5, 5, 10, 10],
+        "sparsity": [0.1, 0.1000000000001, 0.1, 0.1],  # equal to 10 digits
+        "k": [None, np.nan, None, np.nan],  # missing twice: one value
+        "S": [0.9, 0.8, 0.7, 0.6],  # derived: never a key
+        "method": ["omp", "omp", "lasso", "lasso"],
+        "method.alpha": [np.nan, np.nan, 0.1, 0.1],  # NaN vs 0.1: varies
+        "mse": [1.0, 2.0, 3.0, 4.0],
+    })  # fmt: skip
+    assert aggregate.varying_keys(frame) == ["neurons", "method", "method.alpha"]
+    frame["sparsity"] = [0.1, 0.1000001, 0.1, 0.1]  # differs at 7 digits
+    assert "sparsity" in aggregate.varying_keys(frame)
+
+
+def test_aggregate_trials_mean_sem_and_new_metrics():
+    trials = pd.DataFrame({
+        "cell": ["a"] * 4 + ["b"],
+        "trial": [0, 1, 2, 3, 0],
+        "status": ["ok", "ok", "ok", "failed", "ok"],
+        "neurons": [5, 5, 5, 5, 10],
+        "S": 0.9,
+        "success_rate": [0.2, 0.4, 0.9, 0.0, 0.5],  # the failed 0.0 must not count
+        "mcc": [1.0, 1.0, 1.0, 0.0, 0.3],  # not in the schema: aggregated anyway
+    })  # fmt: skip
+    cells = aggregate.aggregate_trials(trials).set_index("cell")
+    assert cells.loc["a", "success_rate"] == pytest.approx(0.5)
+    assert cells.loc["a", "success_rate_sem"] == pytest.approx(math.sqrt(0.13 / 3))
+    assert cells.loc["a", "mcc"] == 1.0 and cells.loc["a", "mcc_sem"] == 0.0
+    assert cells.loc["a", "n_trials"] == 3 and cells.loc["b", "n_trials"] == 1
+    assert np.isnan(cells.loc["b", "success_rate_sem"])  # one trial: no error
+    assert list(cells["status"]) == ["ok", "ok"]
+
+
+def test_capacity_number_matches_hand_table():
+    grid = [  # method, neurons, sparsity, mean success_rate
+        ("omp", 5, 0.01, 0.9), ("omp", 5, 0.1, 0.4), ("omp", 5, 0.3, 0.1),
+        ("omp", 10, 0.01, 1.0), ("omp", 10, 0.1, 0.5), ("omp", 10, 0.3, 0.2),
+        ("lstsq", 5, 0.01, 0.1), ("lstsq", 5, 0.1, 0.0), ("lstsq", 5, 0.3, 0.0),
+        ("lstsq", 10, 0.01, 0.3), ("lstsq", 10, 0.1, 0.6), ("lstsq", 10, 0.3, np.nan),
+    ]  # fmt: skip
+    columns = ["method", "neurons", "sparsity", "success_rate"]
+    results = pd.DataFrame(grid, columns=columns)
+    axes = PlotAxes(x="sparsity", y="neurons", panels=("method",))
+    table = aggregate.capacity_number(results, axes)
+    got = {(m, n): c for m, n, c in table.itertuples(index=False)}
+    expected = {("omp", 5): 0.01, ("omp", 10): 0.1, ("lstsq", 10): 0.1}
+    assert got.keys() == {("omp", 5), ("omp", 10), ("lstsq", 5), ("lstsq", 10)}
+    assert np.isnan(got[("lstsq", 5)])  # never 50 %
+    assert {k: v for k, v in got.items() if not np.isnan(v)} == expected
+
+
+def test_capacity_number_uses_density_for_k():
+    results = pd.DataFrame({
+        "neurons": [10, 10], "k": [1, 4], "n_features": 40,
+        "S": [1 - 1 / 40, 1 - 4 / 40], "success_rate": [0.9, 0.6],
+    })  # fmt: skip
+    axes = PlotAxes(x="k", y="neurons", panels=())
+    table = aggregate.capacity_number(results, axes)
+    assert table[aggregate.CAPACITY].tolist() == pytest.approx([0.1])
+
+
+def test_failed_cell_is_listed_but_not_averaged(tmp_path):
+    failed = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.01})
+    sweep = make_sweep(tmp_path, failed_cells=(failed,))
+    trials = aggregate.load_metrics(sweep)
+    status = aggregate.load_cell_status(sweep, trials[aggregate.CELL_DIR].unique())
+    results = aggregate.aggregate_trials(trials, status).set_index("cell_dir")
+    assert results.loc[failed, "status"] == "failed"
+    assert results.loc[failed, "n_trials"] == 0
+    assert np.isnan(results.loc[failed, "success_rate"])
+    ok = results.drop(index=failed)
+    assert (ok["status"] == "ok").all() and (ok["n_trials"] == 3).all()
+    assert ok["success_rate"].notna().all()
+
+
+def test_unreadable_metrics_file_is_skipped_with_a_warning(tmp_path, caplog):
+    sweep = make_sweep(tmp_path)
+    broken = sweep / cell_name({"method": "omp", "neurons": 5, "sparsity": 0.1})
+    (broken / METRICS_FILE).write_bytes(b"not parquet")
+    with caplog.at_level(logging.WARNING):
+        trials = aggregate.load_metrics(sweep)
+    assert str(broken / METRICS_FILE) in caplog.text
+    assert trials[aggregate.CELL_DIR].nunique() == 11
+
+
+def test_heatmap_cell_is_the_middle_one_shared_by_all_methods(tmp_path):
+    sweep = make_sweep(tmp_path, neurons=(5, 10, 20), sparsity=(0.01, 0.1, 0.3))
+    results = aggregate.aggregate_trials(aggregate.load_metrics(sweep))
+    (cells,) = aggregate.representative_cells(results, aggregate.choose_axes(results))
+    assert sorted(cells["method"]) == ["lstsq", "omp"]
+    assert (cells["neurons"] == 10).all() and (cells["sparsity"] == 0.1).all()
+
+
+# --- run and the command line --------------------------------------------------------
+
+
+def test_run_writes_results_and_every_figure(tmp_path, caplog):
+    sweep = make_sweep(tmp_path)  # 2 methods x 3 neurons x 2 sparsities
+    with caplog.at_level(logging.INFO):
+        out = analysis.run(sweep)
+    assert out == sweep / ANALYSIS_DIR
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    results = pd.read_parquet(out / "results.parquet")
+    cells = {p.parent.name for p in sweep.rglob(METRICS_FILE)}
+    assert len(results) == 12 and set(results["cell_dir"]) == cells
+    assert errors(caplog) == []
+    assert all(str(out / file) in caplog.text for file in FILES)
+
+
+@pytest.mark.parametrize(
+    ("grid", "x", "y"),
+    [
+        ({"methods": ("lasso",), "extra_keys": {"method.alpha": (0.01, 0.1)}},
+         "sparsity", "neurons"),
+        ({"neurons": (10,), "extra_keys": {"n_features": (20, 40)}},
+         "sparsity", "n_features"),
+        ({"sparsity": (None,), "extra_keys": {"k": (1, 2, 4)}}, "k", "neurons"),
+        ({"neurons": (10,)}, "sparsity", None),  # line plots
+        ({"neurons": (10,), "sparsity": (0.1,)}, None, None),  # bar charts
+    ],
+)  # fmt: skip
+def test_run_on_other_grids_draws_every_figure(tmp_path, caplog, grid, x, y):
+    sweep = make_sweep(tmp_path, trials=2, **grid)
+    with caplog.at_level(logging.INFO):
+        out = analysis.run(sweep)
+    results = pd.read_parquet(out / "results.parquet")
+    axes = aggregate.choose_axes(results)
+    assert (axes.x, axes.y) == (x, y)
+    assert errors(caplog) == []
+    assert all((out / file).stat().st_size > 0 for file in FILES)
+
+
+def test_run_twice_gives_identical_files(tmp_path):
+    sweep = make_sweep(tmp_path, failed_cells=(cell_name(
+        {"method": "lstsq", "neurons": 20, "sparsity": 0.1}),))  # fmt: skip
+    out = analysis.run(sweep)
+    first = {file: (out / file).read_bytes() for file in FILES}
+    analysis.run(sweep)  # the analysis folder must not be read as a cell
+    assert {file: (out / file).read_bytes() for file in FILES} == first
+
+
+def test_find_latest_sweep_by_timestamp_never_reference(tmp_path):
+    assert analysis.find_latest_sweep(tmp_path) is None
+    for name in ("2024-05-01_10-00-00", "2025-01-02_03-04-05", "my_sweep"):
+        (tmp_path / "sweeps" / name).mkdir(parents=True)
+    os.utime(tmp_path / "sweeps" / "my_sweep", (1e9, 1e9))  # 2001: older
+    (tmp_path / "reference" / "2099-01-01_00-00-00").mkdir(parents=True)
+    latest = analysis.find_latest_sweep(tmp_path)
+    assert latest == tmp_path / "sweeps" / "2025-01-02_03-04-05"
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_cli_bad_folder_exits_2_with_one_line(tmp_path, make):
+    target = make(tmp_path)  # a folder that does not exist; an empty folder
+    done = run_cli(str(target), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {target}: ")
+    assert not (tmp_path / ANALYSIS_DIR).exists()
+
+
+def test_cli_on_a_sweep_exits_0(tmp_path):
+    sweep = make_sweep(tmp_path, neurons=(5, 10), trials=2)
+    done = run_cli(str(sweep), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert str(sweep / ANALYSIS_DIR) in done.stdout
+    assert (sweep / ANALYSIS_DIR / "phase_success_rate.png").exists()
+
+
+def test_import_analysis_does_not_import_matplotlib(tmp_path):
+    code = "import sys, analysis; assert 'matplotlib' not in sys.modules"
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+        env=os.environ | {"PYTHONPATH": path}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

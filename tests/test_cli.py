@@ -1,0 +1,133 @@
+"""The real command line: a smoke sweep, bad input, exit codes, analysis of a sweep."""
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from sweep import schema
+from sweep.job import FAIL_ENV
+from sweep.methods import METHODS
+
+
+def _cells(sweep_dir):
+    return sorted(p.parent.name for p in sweep_dir.rglob(schema.METRICS_FILE)
+                  if schema.ANALYSIS_DIR not in p.parts)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke preset through the real CLI, run from a foreign working directory."""
+    where = tmp_path_factory.mktemp("smoke")
+    out = run_cli("sweep", "-m", "experiment=smoke", f"hydra.sweep.dir={where / 's'}",
+                  cwd=where)  # fmt: skip
+    return where / "s", out
+
+
+def test_smoke_sweep_runs_every_method(smoke):
+    sweep_dir, out = smoke
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = _cells(sweep_dir)
+    assert len(cells) == 2 * 2 * len(METHODS)
+    assert {c.split(",")[0] for c in cells} == {f"method={m}" for m in METHODS}
+    log = out.stdout + out.stderr
+    assert f"{len(cells)} cells: {len(cells)} ok, 0 failed, 0 cached" in log
+    # one line per finished cell with its key metrics and seconds
+    assert log.count("success_rate=") == len(cells)
+    metrics = pd.read_parquet(sweep_dir / cells[0] / schema.METRICS_FILE)
+    assert metrics["n_features"].eq(20).all() and metrics["sweep"].eq("s").all()
+
+
+def test_smoke_sweep_is_analysed(smoke):
+    sweep_dir, out = smoke
+    analysis = sweep_dir / schema.ANALYSIS_DIR
+    results = pd.read_parquet(analysis / "results.parquet")
+    assert len(results) == len(_cells(sweep_dir))
+    for name in ("phase_success_rate", "phase_nmse", "phase_support_f1",
+                 "capacity_success_rate", "heatmaps"):  # fmt: skip
+        assert (analysis / f"{name}.png").stat().st_size > 1000, name
+    assert str(analysis) in out.stdout + out.stderr
+
+
+def test_analysis_cli_regenerates_from_files(smoke, tmp_path):
+    sweep_dir, _ = smoke
+    before = pd.read_parquet(sweep_dir / schema.ANALYSIS_DIR / "results.parquet")
+    out = run_cli("analysis", str(sweep_dir), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    after = pd.read_parquet(sweep_dir / schema.ANALYSIS_DIR / "results.parquet")
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_rerun_caches_finished_cells(smoke):
+    sweep_dir, _ = smoke
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp,lstsq",
+                  f"hydra.sweep.dir={sweep_dir}",
+                  "hydra.callbacks.sweep_end.analyze=false")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "8 cached" in out.stdout + out.stderr
+
+
+def test_method_override_narrows_the_grid(tmp_path):
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=nnls",
+                  f"hydra.sweep.dir={tmp_path}",
+                  "hydra.callbacks.sweep_end.analyze=false")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert _cells(tmp_path) == [
+        "method=nnls,neurons=10,sparsity=0.05", "method=nnls,neurons=10,sparsity=0.2",
+        "method=nnls,neurons=5,sparsity=0.05", "method=nnls,neurons=5,sparsity=0.2",
+    ]  # fmt: skip
+
+
+def test_failed_cell_gives_exit_1_and_the_rest_finishes(tmp_path):
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp,lstsq",
+                  f"hydra.sweep.dir={tmp_path}", env={FAIL_ENV: "method=lstsq"})  # fmt: skip
+    assert out.returncode == 1, out.stderr[-2000:]
+    log = out.stdout + out.stderr
+    assert "8 cells: 4 ok, 4 failed, 0 cached" in log
+    assert "failed method=lstsq,neurons=5,sparsity=0.05: RuntimeError: injected" in log
+    status = json.loads((tmp_path / "method=omp,neurons=5,sparsity=0.05" /
+                         schema.STATUS_FILE).read_text())  # fmt: skip
+    assert status["status"] == "ok"
+    assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
+
+
+def test_single_run(tmp_path):
+    out = run_cli("sweep", "neurons=7", "trials=2", f"hydra.run.dir={tmp_path}",
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = pd.read_parquet(tmp_path / schema.METRICS_FILE)
+    assert metrics["neurons"].eq(7).all() and len(metrics) == 2
+
+
+def test_single_run_failure_exit_1(tmp_path):
+    out = run_cli("sweep", "trials=1", f"hydra.run.dir={tmp_path}",
+                  env={FAIL_ENV: "trials=1"})  # fmt: skip
+    assert out.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "neurons=5,0", "sparsity=0.01,2"],
+        ["-m", "method=omp,nope"],
+        ["neurons=abc"],
+        ["-m", "experiment=smoke", "method.alpha=1"],
+    ],
+)
+def test_bad_input_exit_2_and_nothing_created(tmp_path, args):
+    target = tmp_path / "sweep"
+    key = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
+    out = run_cli("sweep", *args, f"{key}={target}")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == "error: bad input, nothing ran:"
+    assert all("allowed" in line for line in lines[1:]), lines
+    assert not target.exists()
+
+
+def test_analysis_of_nothing_exit_2(tmp_path):
+    for path in (tmp_path / "missing", tmp_path):
+        out = run_cli("analysis", str(path))
+        assert out.returncode == 2
+        assert len(out.stderr.strip().splitlines()) == 1

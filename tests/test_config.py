@@ -1,0 +1,122 @@
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from sweep import CONF_DIR, OUTPUTS_DIR
+from sweep.__main__ import with_default_dirs
+from sweep.config import flatten, validate_argv, validate_cell
+from sweep.methods import METHODS
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_default_config():
+    cfg = _compose()
+    flat = flatten(cfg)
+    assert flat["method"] == "omp" and flat["model"] == "random"
+    assert flat["method.tol"] == 1e-6 and flat["method.n_nonzero_coefs"] is None
+    assert flat["n_features"] == 100 and flat["k"] is None
+    assert validate_cell(flat) == []
+    assert cfg.hydra.launcher.n_jobs == -1
+    assert "joblib" in cfg.hydra.launcher._target_
+    assert "hydra" not in flat
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_composes_and_validates(method):
+    flat = flatten(_compose(f"method={method}"))
+    assert flat["method"] == method
+    assert validate_cell(flat) == []
+
+
+def test_default_grid_and_smoke_grid():
+    params = _compose().hydra.sweeper.params
+    assert set(params) == {"neurons", "sparsity", "method"}
+    smoke = _compose("experiment=smoke")
+    assert set(smoke.hydra.sweeper.params.method.split(",")) == set(METHODS)
+    assert smoke.n_features == 20
+
+
+def test_presets_do_not_inherit_axes():
+    for path in (CONF_DIR / "experiment").glob("*.yaml"):
+        text = path.read_text()
+        assert text.startswith("# @package _global_"), path
+        assert "defaults" not in yaml.safe_load(text), path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["-m"],
+        ["-m", "neurons=5,10,20", "sparsity=0.01,0.1"],
+        ["-m", "method=omp"],
+        ["-m", "experiment=smoke", "method=lasso,basis_pursuit", "method.positive=true"],
+        ["k=3", "sparsity=null"],
+        ["method=lasso", "method.alpha=0.5", "noise=0.1"],
+        ["-m", "n_features=50,100", "neurons=range(5,30,5)"],
+        ["hydra.launcher.n_jobs=1", "seed=3"],
+    ],
+)
+def test_good_input(argv):
+    assert validate_argv(argv) == []
+
+
+BAD = [
+    (["neurons=0"], "neurons=0: allowed is an integer >= 1"),
+    (["neurons=abc"], "neurons='abc': allowed is an integer >= 1"),
+    (["neurons=2.5"], "neurons=2.5: allowed is an integer >= 1"),
+    (["n_features=-3"], "n_features=-3"),
+    (["trials=0"], "trials=0"),
+    (["n_samples=1.5"], "n_samples=1.5"),
+    (["sparsity=0"], "sparsity=0: allowed is null or a finite number in (0, 1]"),
+    (["sparsity=1.5"], "sparsity=1.5"),
+    (["sparsity=nan"], "sparsity=nan"),
+    (["k=3"], "k=3 with sparsity=0.05: set only one"),
+    (["k=101", "sparsity=null"], "k=101: allowed is an integer <= n_features=100"),
+    (["k=null", "sparsity=null"], "set one of them"),
+    (["noise=-0.1"], "noise=-0.1: allowed is a finite number in [0, inf)"),
+    (["noise=inf"], "noise=inf"),
+    (["method=foo"], "method='foo': unknown (allowed: basis_pursuit"),
+    (["model=foo"], "model='foo': unknown (allowed: random)"),
+    (["method.alpha=0.1"], "method omp has no parameter 'alpha'"),
+    (["method=lasso", "method.alpha=-1"], "method.alpha=-1 (method=lasso)"),
+    (["method=lasso", "method.alpha=0"], "method.alpha=0 (method=lasso)"),
+    (["method=omp", "method.tol=2"], "method.tol=2 (method=omp)"),
+    (["method=lasso_lars", "method.positive=1"], "allowed is true or false"),
+    (["method=omp", "method.n_nonzero_coefs=0"], "null or an integer >= 1"),
+    (["+foo=1"], "foo=1: unknown"),
+    (["neurons=5,10"], "a sweep needs -m"),
+    (["-m", "experiment=nope"], "experiment='nope': unknown"),
+    (["-m", "neurons=5,0"], "neurons=0"),
+    (["-m", "method=omp,nope"], "method='nope': unknown"),
+    (["-m", "method=lasso,lasso_lars", "method.alpha=-2"], "method.alpha=-2"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD)
+def test_bad_input_is_named(argv, message):
+    errors = validate_argv(argv)
+    assert errors, argv
+    assert any(message in line for line in errors), errors
+
+
+def test_one_line_per_bad_value_across_the_grid():
+    errors = validate_argv(["-m", "neurons=0,5,-1", "sparsity=0.01,0.1,2"])
+    assert sorted(errors) == sorted([
+        "neurons=0: allowed is an integer >= 1",
+        "neurons=-1: allowed is an integer >= 1",
+        "sparsity=2: allowed is null or a finite number in (0, 1]",
+    ])  # fmt: skip
+
+
+def test_default_dirs_are_under_project_outputs():
+    run = with_default_dirs(["neurons=5"])
+    assert run[-1].startswith(f"hydra.run.dir='{OUTPUTS_DIR / 'runs'}")
+    sweep = with_default_dirs(["-m"])
+    assert sweep[-1].startswith(f"hydra.sweep.dir='{OUTPUTS_DIR / 'sweeps'}")
+    mine = ["-m", "hydra.sweep.dir=/tmp/x"]
+    assert with_default_dirs(mine) == mine

@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep import job, schema
+from sweep.methods import METHODS
+
+TIMINGS = ["fit_seconds", "recover_seconds"]
+
+
+def cell(**changes):
+    base = {
+        "seed": 0, "n_features": 30, "neurons": 12, "sparsity": 0.1, "k": None,
+        "trials": 3, "n_samples": 50, "n_train": 20, "noise": 0.0,
+        "success_tol": 0.01, "model": {"name": "random"},
+        "method": {"name": "omp", "tol": 1e-6, "n_nonzero_coefs": None},
+    }  # fmt: skip
+    return base | changes
+
+
+def read(folder, name=schema.METRICS_FILE):
+    return pd.read_parquet(folder / name)
+
+
+def test_writes_every_file_and_column(tmp_path):
+    status = job.run(cell(), tmp_path, sweep="s", cell="c")
+    assert status["status"] == "ok"
+    for name in (schema.METRICS_FILE, schema.FEATURES_FILE, schema.SAMPLES_FILE):
+        assert (tmp_path / name).exists()
+    metrics = read(tmp_path)
+    assert len(metrics) == 3 and metrics["trial"].tolist() == [0, 1, 2]
+    expected = {*schema.IDENTITY_COLUMNS, *schema.CONFIG_KEYS, *schema.METRIC_COLUMNS}
+    assert expected | {"S", "model", "method", "method.tol"} <= set(metrics)
+    assert (metrics["status"] == "ok").all() and metrics["cell"].eq("c").all()
+    assert metrics["S"].iloc[0] == pytest.approx(0.9)
+    assert metrics[list(schema.METRIC_COLUMNS)].notna().all().all()
+    features = read(tmp_path, schema.FEATURES_FILE)
+    assert len(features) == 3 * 30
+    assert set(schema.FEATURE_COLUMNS) <= set(features)
+    samples = read(tmp_path, schema.SAMPLES_FILE)
+    assert list(samples) == list(schema.SAMPLE_COLUMNS)
+    assert len(samples) == job.N_SHOWN * 30
+    stored = json.loads((tmp_path / schema.STATUS_FILE).read_text())
+    assert stored["schema_version"] == schema.SCHEMA_VERSION
+    assert stored["config"]["method"] == "omp" and "numpy" in stored["versions"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_k_sparse_cell_has_derived_s(tmp_path):
+    job.run(cell(sparsity=None, k=3), tmp_path)
+    metrics = read(tmp_path)
+    assert metrics["S"].iloc[0] == pytest.approx(1 - 3 / 30)
+    samples = read(tmp_path, schema.SAMPLES_FILE)
+    per_sample = samples[samples["true"] != 0].groupby("sample").size()
+    assert (per_sample == 3).all()
+
+
+def test_paired_design_same_x_and_w_for_every_method(tmp_path):
+    lstsq = {"name": "lstsq"}
+    job.run(cell(), tmp_path / "omp")
+    job.run(cell(method=lstsq), tmp_path / "lstsq")
+    job.run(cell(method=lstsq, neurons=20), tmp_path / "more_neurons")
+    true = [read(tmp_path / d, schema.SAMPLES_FILE)["true"] for d in
+            ("omp", "lstsq", "more_neurons")]  # fmt: skip
+    assert true[0].equals(true[1]) and true[0].equals(true[2])
+    norms = [read(tmp_path / d, schema.FEATURES_FILE) for d in ("omp", "lstsq")]
+    # W is identical too: the dimensionality of every feature agrees exactly
+    assert norms[0]["dimensionality"].equals(norms[1]["dimensionality"])
+    # ... and a different seed gives different data
+    job.run(cell(seed=1), tmp_path / "seed1")
+    assert not read(tmp_path / "seed1", schema.SAMPLES_FILE)["true"].equals(true[0])
+
+
+def test_same_command_twice_same_metrics(tmp_path):
+    job.run(cell(method={"name": "basis_pursuit", "positive": False,
+                         "max_iter": 500}), tmp_path / "a")  # fmt: skip
+    job.run(cell(method={"name": "basis_pursuit", "positive": False,
+                         "max_iter": 500}), tmp_path / "b")  # fmt: skip
+    a, b = (read(tmp_path / d).drop(columns=TIMINGS) for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["trial"].nunique() == 3
+    # trials are independent draws, not copies
+    assert a["mse"].nunique() == 3
+
+
+def test_a_failing_method_becomes_failed_rows(tmp_path, monkeypatch):
+    def broken(H, W, *, H_train, b, rng, tol, n_nonzero_coefs):
+        raise np.linalg.LinAlgError("singular matrix\nsecond line")
+
+    monkeypatch.setitem(METHODS, "omp", broken)
+    status = job.run(cell(), tmp_path, cell="bad")
+    assert status["status"] == "failed"
+    assert status["error"] == "LinAlgError: singular matrix"
+    metrics = read(tmp_path)
+    assert len(metrics) == 3 and (metrics["status"] == "failed").all()
+    assert metrics["error"].eq("LinAlgError: singular matrix").all()
+    assert metrics["mse"].isna().all()
+    stored = json.loads((tmp_path / schema.STATUS_FILE).read_text())
+    assert "Traceback" in stored["traceback"] and "broken" in stored["traceback"]
+
+
+def test_injected_failure_switch(tmp_path, monkeypatch):
+    monkeypatch.setenv(job.FAIL_ENV, "method=lstsq")
+    assert job.run(cell(), tmp_path / "a", cell="method=omp")["status"] == "ok"
+    failed = job.run(cell(), tmp_path / "b", cell="method=lstsq,neurons=5")
+    assert failed["status"] == "failed" and "injected" in failed["error"]
+
+
+def test_finished_cell_is_cached_and_changed_cell_is_not(tmp_path):
+    job.run(cell(), tmp_path)
+    before = read(tmp_path)
+    again = job.run(cell(), tmp_path)
+    assert again["status"] == "cached"
+    pd.testing.assert_frame_equal(read(tmp_path), before)
+    changed = job.run(cell(seed=5), tmp_path)
+    assert changed["status"] == "ok"
+    assert not read(tmp_path)["mse"].equals(before["mse"])
+
+
+def test_unwritable_folder_does_not_raise(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    status = job.run(cell(), blocker / "cell")
+    assert status["status"] == "failed"

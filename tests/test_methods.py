@@ -1,0 +1,163 @@
+import inspect
+
+import numpy as np
+import pytest
+import yaml
+
+from sweep import CONF_DIR
+from sweep.data import sparse_features
+from sweep.methods import METHODS
+from sweep.metrics import recovery_metrics
+from sweep.models import random_model
+from sweep.registry import Registry
+
+
+def recover(name, X, W, rng, **params):
+    H = X @ W.T
+    fn = METHODS[name]
+    return fn(H, W, H_train=H, b=np.zeros(W.shape[1]), rng=rng, **params).X_hat
+
+
+def success(name, *, n, m, rng, n_samples=300, **data):
+    X = sparse_features(n_samples, n, rng=rng, **data)
+    W = random_model(n, m, rng=rng).W
+    X_hat = recover(name, X, W, rng)
+    ones = np.ones(n)
+    return recovery_metrics(X, X_hat, H=X @ W.T, W=W, importance=ones, success_tol=0.01)
+
+
+# --- the registry and its configs ------------------------------------------------
+
+
+def test_registry_matches_config_files():
+    files = {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
+    assert files == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_yaml_states_every_default(name):
+    conf = yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())
+    assert conf.pop("name") == name
+    assert conf == Registry.params(METHODS[name])
+    assert set(conf) == set(METHODS.checks[name])
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_signature(name):
+    params = inspect.signature(METHODS[name]).parameters
+    assert list(params)[:2] == ["H", "W"]
+    assert {"H_train", "b", "rng"} <= set(params)
+
+
+def test_registry_refuses_duplicates():
+    reg = Registry("thing")
+    reg.register("a")(lambda H, W, *, H_train, b, rng: None)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(lambda H, W, *, H_train, b, rng: None)
+    with pytest.raises(ValueError, match="checks != params"):
+        reg.register("b")(lambda H, W, *, H_train, b, rng, alpha=1.0: None)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_shape_on_random_input(name, rng):
+    H = rng.standard_normal((7, 5))
+    W = rng.standard_normal((5, 12))
+    out = METHODS[name](H, W, H_train=H, b=np.zeros(12), rng=rng)
+    assert out.X_hat.shape == (7, 12)
+    assert np.all(np.isfinite(out.X_hat))
+
+
+@pytest.mark.parametrize("name", sorted(set(METHODS) - {"readout"}))
+def test_unrepresented_feature_is_zero(name, rng):
+    X = sparse_features(20, 10, rng=rng, sparsity=0.3)
+    W = random_model(10, 6, rng=rng).W
+    W[:, 3] = 0.0
+    W[:, 7] *= 1e-5  # below 1e-3 of the longest column
+    X_hat = recover(name, X, W, rng)
+    assert np.all(X_hat[:, [3, 7]] == 0)
+
+
+@pytest.mark.parametrize("name", ["lasso", "lasso_lars", "basis_pursuit", "threshold"])
+def test_positive_codes(name, rng):
+    H = rng.standard_normal((15, 6))
+    W = random_model(12, 6, rng=rng).W
+    X_hat = METHODS[name](H, W, H_train=H, b=np.zeros(12), rng=rng, positive=True).X_hat
+    assert X_hat.min() >= 0 and X_hat.max() > 0
+
+
+# --- one alpha convention: 1/2 ||h - W x||^2 + alpha ||x||_1 per sample -----------
+
+
+def test_lasso_and_lasso_lars_solve_the_same_problem(rng):
+    X = sparse_features(40, 30, rng=rng, sparsity=0.1)
+    W = random_model(30, 15, rng=rng).W * 1.7  # non-unit columns
+    a = recover("lasso", X, W, rng, alpha=0.05, tol=1e-10, max_iter=100_000)
+    b = recover("lasso_lars", X, W, rng, alpha=0.05)
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_lasso_optimality_conditions(rng):
+    # KKT of 1/2||h - Wx||^2 + alpha||x||_1: |W^T r| <= alpha, = alpha on the support
+    X = sparse_features(10, 20, rng=rng, sparsity=0.2)
+    W = random_model(20, 12, rng=rng).W
+    alpha = 0.03
+    X_hat = recover("lasso_lars", X, W, rng, alpha=alpha)
+    corr = (X @ W.T - X_hat @ W.T) @ W
+    assert np.all(np.abs(corr) <= alpha + 1e-8)
+    on = X_hat != 0
+    assert np.allclose(corr[on], alpha * np.sign(X_hat[on]), atol=1e-8)
+
+
+def test_threshold_on_orthonormal_w_is_soft_thresholding(rng):
+    W = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    X = rng.standard_normal((5, 8))
+    X_hat = recover("threshold", X, W, rng, alpha=0.3)
+    assert np.allclose(X_hat, np.sign(X) * np.maximum(np.abs(X) - 0.3, 0))
+
+
+def test_omp_n_nonzero_coefs(rng):
+    X = sparse_features(30, 40, rng=rng, sparsity=0.2)
+    W = random_model(40, 20, rng=rng).W
+    X_hat = recover("omp", X, W, rng, n_nonzero_coefs=2)
+    assert np.all(np.sum(X_hat != 0, axis=1) <= 2)
+
+
+# --- the science ---------------------------------------------------------------
+
+
+def test_lstsq_exact_when_not_compressed(rng):
+    for m in (50, 60):
+        m_ = success("lstsq", n=50, m=m, rng=rng, sparsity=0.3)
+        assert m_["mse"] < 1e-20
+
+
+def test_basis_pursuit_exact(rng):
+    m_ = success("basis_pursuit", n=100, m=50, rng=rng, k=3)
+    assert m_["mse"] < 1e-20
+    assert m_["success_rate"] == 1.0
+
+
+def test_omp_recovers_k4_at_40_neurons_and_fails_at_8(rng):
+    assert success("omp", n=100, m=40, rng=rng, k=4)["success_rate"] >= 0.98
+    assert success("omp", n=100, m=8, rng=rng, k=4)["success_rate"] <= 0.1
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_fails_when_impossible(name, rng):
+    m_ = success(name, n=100, m=5, rng=rng, sparsity=0.5, n_samples=100)
+    assert m_["success_rate"] < 0.05
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_nonnegativity_helps_past_the_signed_limit(seed):
+    # n=100, m=30, k=10 sits near the signed L1 transition (k/m = 0.33) but well
+    # inside the nonnegative one: measured ~0.4-0.5 signed against ~0.9 positive
+    rates = []
+    for positive in (False, True):
+        rng = np.random.default_rng(seed)
+        X = sparse_features(100, 100, rng=rng, k=10)
+        W = random_model(100, 30, rng=rng).W
+        X_hat = recover("basis_pursuit", X, W, rng, positive=positive)
+        ok = np.linalg.norm(X_hat - X, axis=1) <= 0.01 * np.linalg.norm(X, axis=1)
+        rates.append(ok.mean())
+    assert rates[0] < 0.65 and rates[1] > 0.8

@@ -1,0 +1,24 @@
+import numpy as np
+
+from sweep.models import MODELS, random_model, represented
+
+
+def test_random_w_unit_columns_zero_mean(rng):
+    model = random_model(400, 30, rng=rng)
+    assert model.W.shape == (30, 400)
+    assert np.allclose(np.linalg.norm(model.W, axis=0), 1.0)
+    assert abs(model.W.mean()) < 0.01
+    # entries of a random unit vector in R^m have variance 1/m
+    assert abs(model.W.var() - 1 / 30) < 0.003
+    assert np.array_equal(model.b, np.zeros(400))
+    assert np.array_equal(model.importance, np.ones(400))
+
+
+def test_registry_has_random():
+    assert MODELS["random"] is random_model
+
+
+def test_represented_threshold():
+    W = np.array([[1.0, 0.0, 1e-4, 2e-3], [0.0, 0.0, 0.0, 0.0]])
+    assert represented(W).tolist() == [True, False, False, True]
+    assert not represented(np.zeros((2, 3))).any()
