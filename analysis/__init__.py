@@ -79,9 +79,12 @@ def _write_tables(results, axes, out: Path):
     aggregate.write_parquet(results, out / RESULTS_FILE)
     failed = results.loc[results["status"] == "failed", aggregate.CELL_DIR].tolist()
     log.info(
-        "wrote %s: %d cells, %d failed%s", out / RESULTS_FILE, len(results),
-        len(failed), f" ({', '.join(map(str, failed))})" if failed else "",
-    )  # fmt: skip
+        "wrote %s: %d cells, %d failed%s",
+        out / RESULTS_FILE,
+        len(results),
+        len(failed),
+        f" ({', '.join(map(str, failed))})" if failed else "",
+    )
     capacity = aggregate.capacity_number(results, axes)
     aggregate.write_csv(capacity, out / CAPACITY_FILE)
     log.info("wrote %s: %d rows", out / CAPACITY_FILE, len(capacity))

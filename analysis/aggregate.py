@@ -209,10 +209,20 @@ def group_ids(frame: pd.DataFrame, keys: Iterable[str]) -> np.ndarray:
 
 
 def varying_keys(frame: pd.DataFrame) -> list[str]:
-    """Config keys with more than one distinct (rounded) value; NaN counts as one."""
-    return [
-        key for key in config_columns(frame) if len(set(normalized(frame, [key]))) > 1
-    ]
+    """Config keys with more than one distinct (rounded) value; NaN counts as one.
+
+    A parameter of a group (``method.alpha``) varies only if it takes several values
+    for one method: being absent for the other methods is not a sweep axis.
+    """
+    return [key for key in config_columns(frame) if _varies(frame, key)]
+
+
+def _varies(frame: pd.DataFrame, key: str) -> bool:
+    group = key.split(".")[0]
+    if group == key or group not in frame:
+        return len(set(normalized(frame, [key]))) > 1
+    parts = frame.groupby(group, dropna=False, sort=False)
+    return any(len(set(normalized(part, [key]))) > 1 for _, part in parts)
 
 
 def sort_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -223,11 +223,13 @@ def _suptitle(
 
 def pivot_grid(data: pd.DataFrame, *, x: str, y: str, value: str):
     """Mean ``value`` per cell: x (nx,), y (ny,) centres, values (ny, nx) NaN holes."""
-    frame = pd.DataFrame({
-        "x": numeric_values(data[x]),
-        "y": numeric_values(data[y]),
-        "v": pd.to_numeric(data[value], errors="coerce"),
-    }).dropna(subset=["x", "y"])  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "x": numeric_values(data[x]),
+            "y": numeric_values(data[y]),
+            "v": pd.to_numeric(data[value], errors="coerce"),
+        }
+    ).dropna(subset=["x", "y"])
     if frame.empty:
         return np.empty(0), np.empty(0), np.empty((0, 0))
     table = frame.groupby(["y", "x"])["v"].mean().unstack("x")
@@ -248,9 +250,12 @@ def draw_phase(
     x_log, y_log = use_log(x, xs), use_log(y, ys)
     ax.set_facecolor("0.85")  # grey: a failed or missing cell
     ax.pcolormesh(
-        cell_edges(xs, log=x_log), cell_edges(ys, log=y_log), np.ma.masked_invalid(Z),
-        cmap=CMAP, norm=norm,
-    )  # fmt: skip
+        cell_edges(xs, log=x_log),
+        cell_edges(ys, log=y_log),
+        np.ma.masked_invalid(Z),
+        cmap=CMAP,
+        norm=norm,
+    )
     set_axis(ax, "x", x, xs, log=x_log)
     set_axis(ax, "y", y, ys, log=y_log)
     if Z.size <= MAX_ANNOTATED:
@@ -268,9 +273,13 @@ def draw_success_contour(ax: Axes, data: pd.DataFrame, *, x: str, y: str) -> boo
     if min(S.shape) < 2 or not crosses:
         return False
     lines = ax.contour(
-        xs, ys, np.ma.masked_invalid(S), levels=[SUCCESS], colors="white",
+        xs,
+        ys,
+        np.ma.masked_invalid(S),
+        levels=[SUCCESS],
+        colors="white",
         linewidths=2.0,
-    )  # fmt: skip
+    )
     lines.set_path_effects([patheffects.withStroke(linewidth=3.5, foreground="black")])
     return True
 
@@ -282,8 +291,15 @@ def _annotate(ax: Axes, xs, ys, Z: np.ndarray, *, norm: Normalize) -> None:
         for j, x in enumerate(xs):
             if np.isfinite(Z[i, j]):
                 color = "white" if norm(Z[i, j]) < 0.6 else "black"
-                ax.text(x, y, format(Z[i, j], spec), ha="center", va="center",
-                        fontsize=7, color=color)  # fmt: skip
+                ax.text(
+                    x,
+                    y,
+                    format(Z[i, j], spec),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=color,
+                )
 
 
 def phase_figure(
@@ -314,11 +330,17 @@ def draw_errorbar(
     ax: Axes, rows: pd.DataFrame, *, x: str, metric: str, **style
 ) -> bool:
     """Mean ``metric`` against ``x`` with standard-error bars; rows: one per cell."""
-    frame = pd.DataFrame({
-        "x": numeric_values(rows[x]),
-        "mean": pd.to_numeric(rows[metric], errors="coerce"),
-        "sem": pd.to_numeric(rows.get(f"{metric}_sem"), errors="coerce"),
-    }).dropna(subset=["x"]).sort_values("x")  # fmt: skip
+    frame = (
+        pd.DataFrame(
+            {
+                "x": numeric_values(rows[x]),
+                "mean": pd.to_numeric(rows[metric], errors="coerce"),
+                "sem": pd.to_numeric(rows.get(f"{metric}_sem"), errors="coerce"),
+            }
+        )
+        .dropna(subset=["x"])
+        .sort_values("x")
+    )
     if frame.empty:
         return False
     mean = frame["mean"].to_numpy(float)
@@ -404,8 +426,9 @@ def capacity_figure(
         x_rows = numeric_values(rows[axes.x]).to_numpy(float)
         for level in levels:
             color = _level_color(level, levels, norm)
-            draw_errorbar(ax, rows[x_rows == level], x=axes.y, metric=metric,
-                          color=color)  # fmt: skip
+            draw_errorbar(
+                ax, rows[x_rows == level], x=axes.y, metric=metric, color=color
+            )
         ys = numeric_values(rows[axes.y]).to_numpy(float)
         set_axis(ax, "x", axes.y, ys, log=use_log(axes.y, ys))
         _metric_axis(ax, metric, rows[metric])
@@ -424,15 +447,22 @@ def _level_color(level: float, levels: np.ndarray, norm: Normalize):
 def _level_key(fig: Figure, axs: list[Axes], key: str, levels, norm) -> None:
     """A legend for a few lines, a colorbar for many."""
     if levels.size <= MAX_LEGEND:  # outside the panels: lines fill them
-        lines = [Line2D([], [], color=_level_color(v, levels, norm), marker="o")
-                 for v in levels]  # fmt: skip
-        fig.legend(lines, [fmt(v) for v in levels], loc="outside right upper",
-                   title=axis_label(key), fontsize=8, title_fontsize=8)  # fmt: skip
+        lines = [
+            Line2D([], [], color=_level_color(v, levels, norm), marker="o")
+            for v in levels
+        ]
+        fig.legend(
+            lines,
+            [fmt(v) for v in levels],
+            loc="outside right upper",
+            title=axis_label(key),
+            fontsize=8,
+            title_fontsize=8,
+        )
         return
     # colours span 0..0.9 of viridis, the colorbar maps the same range
     colors = ListedColormap(CMAP(np.linspace(0, 0.9, 256)))
-    fig.colorbar(ScalarMappable(norm, colors), ax=axs,
-                 label=axis_label(key))  # fmt: skip
+    fig.colorbar(ScalarMappable(norm, colors), ax=axs, label=axis_label(key))
 
 
 def capacity_number_figure(
@@ -445,20 +475,28 @@ def capacity_number_figure(
     keys = label_keys(capacity, axes.panels)
     values = pd.to_numeric(capacity[CAPACITY], errors="coerce")
     if not (values > 0).any():
-        why = "needs a sparsity or k axis" if axes.x not in ("sparsity", "k") else (
-            "no cell reached 50 % success")  # fmt: skip
+        why = (
+            "needs a sparsity or k axis"
+            if axes.x not in ("sparsity", "k")
+            else ("no cell reached 50 % success")
+        )
         _note(ax, f"no capacity number: {why}")
     elif axes.y is None:
         groups = panel_groups(capacity, axes.panels)
-        ax.bar(range(len(groups)), [rows[CAPACITY].iloc[0] for _, rows in groups],
-               color=_colors(len(groups)))  # fmt: skip
+        ax.bar(
+            range(len(groups)),
+            [rows[CAPACITY].iloc[0] for _, rows in groups],
+            color=_colors(len(groups)),
+        )
         labels = [panel_label(v, keys) for v, _ in groups]
         ax.set_xticks(range(len(groups)), labels=labels, rotation=30, ha="right")
         ax.set_yscale("log")
     else:
         _capacity_lines(ax, capacity, axes, keys)
-    ax.set_ylabel(f"largest {axes.x or 'sparsity'} with >= 50 % success\n"
-                  "(as fraction p of active features)")  # fmt: skip
+    ax.set_ylabel(
+        f"largest {axes.x or 'sparsity'} with >= 50 % success\n"
+        "(as fraction p of active features)"
+    )
     _suptitle(fig, f"capacity: largest {axes.x} at >= 50 % success", (), sweep)
     return fig
 
@@ -469,13 +507,24 @@ def _capacity_lines(ax: Axes, capacity: pd.DataFrame, axes: PlotAxes, keys) -> N
     groups = panel_groups(capacity, axes.panels)
     colors = _colors(len(groups))
     for i, ((values, rows), color) in enumerate(zip(groups, colors, strict=True)):
-        frame = pd.DataFrame({
-            "y": numeric_values(rows[axes.y]),
-            "c": pd.to_numeric(rows[CAPACITY], errors="coerce"),
-        }).sort_values("y")  # fmt: skip
-        ax.plot(frame["y"], frame["c"], color=color, label=panel_label(values, keys),
-                marker=MARKERS[i % len(MARKERS)], ms=8 - 4 * i / len(groups),
-                linestyle=DASHES[i % len(DASHES)])  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "y": numeric_values(rows[axes.y]),
+                "c": pd.to_numeric(rows[CAPACITY], errors="coerce"),
+            }
+        ).sort_values("y")
+        label = panel_label(values, keys)
+        if not (frame["c"] > 0).any():
+            label += " (never >= 50 %)"
+        ax.plot(
+            frame["y"],
+            frame["c"],
+            color=color,
+            label=label,
+            marker=MARKERS[i % len(MARKERS)],
+            ms=8 - 4 * i / len(groups),
+            linestyle=DASHES[i % len(DASHES)],
+        )
     ys = numeric_values(capacity[axes.y]).to_numpy(float)
     set_axis(ax, "x", axes.y, ys, log=use_log(axes.y, ys))
     found = pd.to_numeric(capacity[CAPACITY], errors="coerce").to_numpy(float)
@@ -508,8 +557,10 @@ def draw_activations(ax: Axes, X: np.ndarray, *, norm: Normalize, title: str):
 def heatmap_figure(rows: Sequence[HeatmapRow], *, sweep: str = "") -> Figure:
     """True X and each method's X_hat side by side, a row per data cell."""
     n_cols = 1 + max((len(r.recovered) for r in rows), default=0)
-    fig = Figure(figsize=(2.8 * n_cols + 1.2, 2.5 * max(1, len(rows)) + 0.9),
-                 layout="constrained")  # fmt: skip
+    fig = Figure(
+        figsize=(2.8 * n_cols + 1.2, 2.5 * max(1, len(rows)) + 0.9),
+        layout="constrained",
+    )
     if not rows:
         _note(fig.add_subplot(), "no samples to show")
         return fig

@@ -120,17 +120,26 @@ def run_trial(
     H_train = _training_data(flat, trial, model.W, data, noise_keys)
     t1 = time.perf_counter()
     recovery = METHODS[flat["method"]](
-        H, model.W, H_train=H_train, b=model.b,
-        rng=stream(flat, trial, "method", flat), **_params(flat, "method"),
-    )  # fmt: skip
+        H,
+        model.W,
+        H_train=H_train,
+        b=model.b,
+        rng=stream(flat, trial, "method", flat),
+        **_params(flat, "method"),
+    )
     recover_seconds = time.perf_counter() - t1
     row = recovery_metrics(
-        X, recovery.X_hat, H=H, W=model.W, importance=model.importance,
+        X,
+        recovery.X_hat,
+        H=H,
+        W=model.W,
+        importance=model.importance,
         success_tol=flat["success_tol"],
-    )  # fmt: skip
+    )
     row |= model.info | {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
-    feats = feature_metrics(X, recovery.X_hat, W=model.W, b=model.b,
-                            importance=model.importance)  # fmt: skip
+    feats = feature_metrics(
+        X, recovery.X_hat, W=model.W, b=model.b, importance=model.importance
+    )
     return row, feats, X, recovery.X_hat
 
 
@@ -172,10 +181,15 @@ def _params(flat: dict, group: str) -> dict:
 
 def _long_form(X: np.ndarray, X_hat: np.ndarray, trial: int) -> pd.DataFrame:
     sample, feature = np.indices(X.shape)
-    return pd.DataFrame({
-        "trial": trial, "sample": sample.ravel(), "feature": feature.ravel(),
-        "true": X.ravel(), "recovered": X_hat.ravel(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "trial": trial,
+            "sample": sample.ravel(),
+            "feature": feature.ravel(),
+            "true": X.ravel(),
+            "recovered": X_hat.ravel(),
+        }
+    )
 
 
 def _rows(
@@ -186,10 +200,13 @@ def _rows(
     if p is None and flat.get("k") and flat.get("n_features"):
         p = flat["k"] / flat["n_features"]
     base = {
-        "schema_version": schema.SCHEMA_VERSION, **identity,
-        "status": status["status"], "error": status["error"], **flat,
+        "schema_version": schema.SCHEMA_VERSION,
+        **identity,
+        "status": status["status"],
+        "error": status["error"],
+        **flat,
         "S": None if p is None else 1 - p,
-    }  # fmt: skip
+    }
     frame = pd.DataFrame([base | {"trial": t} | row for t, row in enumerate(metrics)])
     for column in schema.METRIC_COLUMNS:
         if column not in frame:
@@ -245,8 +262,11 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -259,9 +279,12 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
     means = rows[["success_rate", "nmse", "support_f1"]].mean()
     log.info(
         "ok %s: success_rate=%.3f nmse=%.3g support_f1=%.3f (%.2f s)",
-        cell, means["success_rate"], means["nmse"], means["support_f1"],
+        cell,
+        means["success_rate"],
+        means["nmse"],
+        means["support_f1"],
         status["seconds"],
-    )  # fmt: skip
+    )
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -87,9 +87,14 @@ def recover_lasso_lars(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         codes = sparse_encode(
-            H, d.W.T, algorithm="lasso_lars", alpha=alpha, positive=positive,
-            max_iter=max_iter, n_jobs=1,
-        )  # fmt: skip
+            H,
+            d.W.T,
+            algorithm="lasso_lars",
+            alpha=alpha,
+            positive=positive,
+            max_iter=max_iter,
+            n_jobs=1,
+        )
     return d.scatter(codes, normalised=False)
 
 
@@ -107,9 +112,13 @@ def recover_lasso(
     d = _Dictionary(W)
     # Lasso minimises 1/(2 n_rows) ||h - W x||^2 + a ||x||_1 with n_rows = n_neurons.
     model = Lasso(
-        alpha=alpha / W.shape[0], fit_intercept=False, positive=positive,
-        max_iter=max_iter, tol=tol, precompute=d.W.T @ d.W,
-    )  # fmt: skip
+        alpha=alpha / W.shape[0],
+        fit_intercept=False,
+        positive=positive,
+        max_iter=max_iter,
+        tol=tol,
+        precompute=d.W.T @ d.W,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(d.W, H.T)
@@ -141,9 +150,15 @@ def recover_basis_pursuit(
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i, xy in enumerate(Xy):
             _, _, codes[i] = lars_path_gram(
-                xy, gram, n_samples=W.shape[0], alpha_min=0.0, method="lasso",
-                positive=positive, max_iter=max_iter, return_path=False,
-            )  # fmt: skip
+                xy,
+                gram,
+                n_samples=W.shape[0],
+                alpha_min=0.0,
+                method="lasso",
+                positive=positive,
+                max_iter=max_iter,
+                return_path=False,
+            )
     return d.scatter(codes, normalised=False)
 
 

@@ -72,15 +72,17 @@ def feature_metrics(
     overlaps = ((W / safe).T @ W) ** 2  # (n, n): (W_i_hat . W_j)^2
     total = overlaps.sum(axis=1)
     dims = np.divide(norms**2, total, out=np.zeros_like(total), where=total > 0)
-    return pd.DataFrame({
-        "feature": np.arange(W.shape[1]),
-        "norm": norms,
-        "b": b,
-        "importance": importance,
-        "dimensionality": dims,
-        "superposition": total - np.diag(overlaps),
-        "recovery_mse": np.mean((X - X_hat) ** 2, axis=0),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "feature": np.arange(W.shape[1]),
+            "norm": norms,
+            "b": b,
+            "importance": importance,
+            "dimensionality": dims,
+            "superposition": total - np.diag(overlaps),
+            "recovery_mse": np.mean((X - X_hat) ** 2, axis=0),
+        }
+    )
 
 
 def _ratio(num: float, den: float) -> float:

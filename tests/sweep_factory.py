@@ -162,12 +162,18 @@ def _row(config, sweep, cell, trial, success, rng) -> dict:
 def _features(config: dict, rng: np.random.Generator) -> pd.DataFrame:
     n, trials = config["n_features"], config["trials"]
     trial, feature = np.divmod(np.arange(trials * n), n)
-    return pd.DataFrame({
-        "trial": trial, "feature": feature, "norm": 1.0, "b": 0.0, "importance": 1.0,
-        "dimensionality": rng.uniform(0, 1, trials * n),
-        "superposition": rng.uniform(0, 1, trials * n),
-        "recovery_mse": rng.uniform(0, 0.01, trials * n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "trial": trial,
+            "feature": feature,
+            "norm": 1.0,
+            "b": 0.0,
+            "importance": 1.0,
+            "dimensionality": rng.uniform(0, 1, trials * n),
+            "superposition": rng.uniform(0, 1, trials * n),
+            "recovery_mse": rng.uniform(0, 0.01, trials * n),
+        }
+    )
 
 
 def _samples(config, success, data_rng, rng) -> pd.DataFrame:
@@ -177,7 +183,12 @@ def _samples(config, success, data_rng, rng) -> pd.DataFrame:
     X = active * data_rng.uniform(0, 1, (N_SHOWN, n))
     X_hat = X + (1 - success) * rng.normal(0, 0.3, X.shape)
     sample, feature = np.indices(X.shape)
-    return pd.DataFrame({
-        "trial": 0, "sample": sample.ravel(), "feature": feature.ravel(),
-        "true": X.ravel(), "recovered": X_hat.ravel(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "trial": 0,
+            "sample": sample.ravel(),
+            "feature": feature.ravel(),
+            "true": X.ravel(),
+            "recovered": X_hat.ravel(),
+        }
+    )

@@ -37,9 +37,12 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "analysis", *args],
-        cwd=cwd, env=os.environ | {"PYTHONPATH": path},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=cwd,
+        env=os.environ | {"PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -50,31 +53,37 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_varying_keys_rounds_floats_counts_nan_and_skips_derived():
-    frame = pd.DataFrame({
-        "trial": [0, 1, 0, 1],
-        "neurons": [5, 5, 10, 10],
-        "sparsity": [0.1, 0.1000000000001, 0.1, 0.1],  # equal to 10 digits
-        "k": [None, np.nan, None, np.nan],  # missing twice: one value
-        "S": [0.9, 0.8, 0.7, 0.6],  # derived: never a key
-        "method": ["omp", "omp", "lasso", "lasso"],
-        "method.alpha": [np.nan, np.nan, 0.1, 0.1],  # NaN vs 0.1: varies
-        "mse": [1.0, 2.0, 3.0, 4.0],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "trial": [0, 1, 0, 1],
+            "neurons": [5, 5, 10, 10],
+            "sparsity": [0.1, 0.1000000000001, 0.1, 0.1],  # equal to 10 digits
+            "k": [None, np.nan, None, np.nan],  # missing twice: one value
+            "S": [0.9, 0.8, 0.7, 0.6],  # derived: never a key
+            "method": ["omp", "omp", "lasso", "lasso"],
+            "method.alpha": [np.nan, np.nan, 0.1, 0.1],  # absent for omp: not an axis
+            "mse": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    assert aggregate.varying_keys(frame) == ["neurons", "method"]
+    frame["method.alpha"] = [np.nan, np.nan, 0.1, 0.01]  # two values for lasso
     assert aggregate.varying_keys(frame) == ["neurons", "method", "method.alpha"]
     frame["sparsity"] = [0.1, 0.1000001, 0.1, 0.1]  # differs at 7 digits
     assert "sparsity" in aggregate.varying_keys(frame)
 
 
 def test_aggregate_trials_mean_sem_and_new_metrics():
-    trials = pd.DataFrame({
-        "cell": ["a"] * 4 + ["b"],
-        "trial": [0, 1, 2, 3, 0],
-        "status": ["ok", "ok", "ok", "failed", "ok"],
-        "neurons": [5, 5, 5, 5, 10],
-        "S": 0.9,
-        "success_rate": [0.2, 0.4, 0.9, 0.0, 0.5],  # the failed 0.0 must not count
-        "mcc": [1.0, 1.0, 1.0, 0.0, 0.3],  # not in the schema: aggregated anyway
-    })  # fmt: skip
+    trials = pd.DataFrame(
+        {
+            "cell": ["a"] * 4 + ["b"],
+            "trial": [0, 1, 2, 3, 0],
+            "status": ["ok", "ok", "ok", "failed", "ok"],
+            "neurons": [5, 5, 5, 5, 10],
+            "S": 0.9,
+            "success_rate": [0.2, 0.4, 0.9, 0.0, 0.5],  # the failed 0.0 must not count
+            "mcc": [1.0, 1.0, 1.0, 0.0, 0.3],  # not in the schema: aggregated anyway
+        }
+    )
     cells = aggregate.aggregate_trials(trials).set_index("cell")
     assert cells.loc["a", "success_rate"] == pytest.approx(0.5)
     assert cells.loc["a", "success_rate_sem"] == pytest.approx(math.sqrt(0.13 / 3))
@@ -86,11 +95,19 @@ def test_aggregate_trials_mean_sem_and_new_metrics():
 
 def test_capacity_number_matches_hand_table():
     grid = [  # method, neurons, sparsity, mean success_rate
-        ("omp", 5, 0.01, 0.9), ("omp", 5, 0.1, 0.4), ("omp", 5, 0.3, 0.1),
-        ("omp", 10, 0.01, 1.0), ("omp", 10, 0.1, 0.5), ("omp", 10, 0.3, 0.2),
-        ("lstsq", 5, 0.01, 0.1), ("lstsq", 5, 0.1, 0.0), ("lstsq", 5, 0.3, 0.0),
-        ("lstsq", 10, 0.01, 0.3), ("lstsq", 10, 0.1, 0.6), ("lstsq", 10, 0.3, np.nan),
-    ]  # fmt: skip
+        ("omp", 5, 0.01, 0.9),
+        ("omp", 5, 0.1, 0.4),
+        ("omp", 5, 0.3, 0.1),
+        ("omp", 10, 0.01, 1.0),
+        ("omp", 10, 0.1, 0.5),
+        ("omp", 10, 0.3, 0.2),
+        ("lstsq", 5, 0.01, 0.1),
+        ("lstsq", 5, 0.1, 0.0),
+        ("lstsq", 5, 0.3, 0.0),
+        ("lstsq", 10, 0.01, 0.3),
+        ("lstsq", 10, 0.1, 0.6),
+        ("lstsq", 10, 0.3, np.nan),
+    ]
     columns = ["method", "neurons", "sparsity", "success_rate"]
     results = pd.DataFrame(grid, columns=columns)
     axes = PlotAxes(x="sparsity", y="neurons", panels=("method",))
@@ -103,10 +120,15 @@ def test_capacity_number_matches_hand_table():
 
 
 def test_capacity_number_uses_density_for_k():
-    results = pd.DataFrame({
-        "neurons": [10, 10], "k": [1, 4], "n_features": 40,
-        "S": [1 - 1 / 40, 1 - 4 / 40], "success_rate": [0.9, 0.6],
-    })  # fmt: skip
+    results = pd.DataFrame(
+        {
+            "neurons": [10, 10],
+            "k": [1, 4],
+            "n_features": 40,
+            "S": [1 - 1 / 40, 1 - 4 / 40],
+            "success_rate": [0.9, 0.6],
+        }
+    )
     axes = PlotAxes(x="k", y="neurons", panels=())
     table = aggregate.capacity_number(results, axes)
     assert table[aggregate.CAPACITY].tolist() == pytest.approx([0.1])
@@ -163,15 +185,21 @@ def test_run_writes_results_and_every_figure(tmp_path, caplog):
 @pytest.mark.parametrize(
     ("grid", "x", "y"),
     [
-        ({"methods": ("lasso",), "extra_keys": {"method.alpha": (0.01, 0.1)}},
-         "sparsity", "neurons"),
-        ({"neurons": (10,), "extra_keys": {"n_features": (20, 40)}},
-         "sparsity", "n_features"),
+        (
+            {"methods": ("lasso",), "extra_keys": {"method.alpha": (0.01, 0.1)}},
+            "sparsity",
+            "neurons",
+        ),
+        (
+            {"neurons": (10,), "extra_keys": {"n_features": (20, 40)}},
+            "sparsity",
+            "n_features",
+        ),
         ({"sparsity": (None,), "extra_keys": {"k": (1, 2, 4)}}, "k", "neurons"),
         ({"neurons": (10,)}, "sparsity", None),  # line plots
         ({"neurons": (10,), "sparsity": (0.1,)}, None, None),  # bar charts
     ],
-)  # fmt: skip
+)
 def test_run_on_other_grids_draws_every_figure(tmp_path, caplog, grid, x, y):
     sweep = make_sweep(tmp_path, trials=2, **grid)
     with caplog.at_level(logging.INFO):
@@ -184,8 +212,10 @@ def test_run_on_other_grids_draws_every_figure(tmp_path, caplog, grid, x, y):
 
 
 def test_run_twice_gives_identical_files(tmp_path):
-    sweep = make_sweep(tmp_path, failed_cells=(cell_name(
-        {"method": "lstsq", "neurons": 20, "sparsity": 0.1}),))  # fmt: skip
+    sweep = make_sweep(
+        tmp_path,
+        failed_cells=(cell_name({"method": "lstsq", "neurons": 20, "sparsity": 0.1}),),
+    )
     out = analysis.run(sweep)
     first = {file: (out / file).read_bytes() for file in FILES}
     analysis.run(sweep)  # the analysis folder must not be read as a cell
@@ -224,7 +254,11 @@ def test_import_analysis_does_not_import_matplotlib(tmp_path):
     code = "import sys, analysis; assert 'matplotlib' not in sys.modules"
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-        env=os.environ | {"PYTHONPATH": path}, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": path},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr

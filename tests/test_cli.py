@@ -12,16 +12,20 @@ from sweep.methods import METHODS
 
 
 def _cells(sweep_dir):
-    return sorted(p.parent.name for p in sweep_dir.rglob(schema.METRICS_FILE)
-                  if schema.ANALYSIS_DIR not in p.parts)  # fmt: skip
+    return sorted(
+        p.parent.name
+        for p in sweep_dir.rglob(schema.METRICS_FILE)
+        if schema.ANALYSIS_DIR not in p.parts
+    )
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """The smoke preset through the real CLI, run from a foreign working directory."""
     where = tmp_path_factory.mktemp("smoke")
-    out = run_cli("sweep", "-m", "experiment=smoke", f"hydra.sweep.dir={where / 's'}",
-                  cwd=where)  # fmt: skip
+    out = run_cli(
+        "sweep", "-m", "experiment=smoke", f"hydra.sweep.dir={where / 's'}", cwd=where
+    )
     return where / "s", out
 
 
@@ -44,8 +48,13 @@ def test_smoke_sweep_is_analysed(smoke):
     analysis = sweep_dir / schema.ANALYSIS_DIR
     results = pd.read_parquet(analysis / "results.parquet")
     assert len(results) == len(_cells(sweep_dir))
-    for name in ("phase_success_rate", "phase_nmse", "phase_support_f1",
-                 "capacity_success_rate", "heatmaps"):  # fmt: skip
+    for name in (
+        "phase_success_rate",
+        "phase_nmse",
+        "phase_support_f1",
+        "capacity_success_rate",
+        "heatmaps",
+    ):
         assert (analysis / f"{name}.png").stat().st_size > 1000, name
     assert str(analysis) in out.stdout + out.stderr
 
@@ -61,48 +70,71 @@ def test_analysis_cli_regenerates_from_files(smoke, tmp_path):
 
 def test_rerun_caches_finished_cells(smoke):
     sweep_dir, _ = smoke
-    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp,lstsq",
-                  f"hydra.sweep.dir={sweep_dir}",
-                  "hydra.callbacks.sweep_end.analyze=false")  # fmt: skip
+    out = run_cli(
+        "sweep",
+        "-m",
+        "experiment=smoke",
+        "method=omp,lstsq",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.callbacks.sweep_end.analyze=false",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "8 cached" in out.stdout + out.stderr
 
 
 def test_method_override_narrows_the_grid(tmp_path):
-    out = run_cli("sweep", "-m", "experiment=smoke", "method=nnls",
-                  f"hydra.sweep.dir={tmp_path}",
-                  "hydra.callbacks.sweep_end.analyze=false")  # fmt: skip
+    out = run_cli(
+        "sweep",
+        "-m",
+        "experiment=smoke",
+        "method=nnls",
+        f"hydra.sweep.dir={tmp_path}",
+        "hydra.callbacks.sweep_end.analyze=false",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert _cells(tmp_path) == [
-        "method=nnls,neurons=10,sparsity=0.05", "method=nnls,neurons=10,sparsity=0.2",
-        "method=nnls,neurons=5,sparsity=0.05", "method=nnls,neurons=5,sparsity=0.2",
-    ]  # fmt: skip
+        "method=nnls,neurons=10,sparsity=0.05",
+        "method=nnls,neurons=10,sparsity=0.2",
+        "method=nnls,neurons=5,sparsity=0.05",
+        "method=nnls,neurons=5,sparsity=0.2",
+    ]
 
 
 def test_failed_cell_gives_exit_1_and_the_rest_finishes(tmp_path):
-    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp,lstsq",
-                  f"hydra.sweep.dir={tmp_path}", env={FAIL_ENV: "method=lstsq"})  # fmt: skip
+    out = run_cli(
+        "sweep",
+        "-m",
+        "experiment=smoke",
+        "method=omp,lstsq",
+        f"hydra.sweep.dir={tmp_path}",
+        env={FAIL_ENV: "method=lstsq"},
+    )
     assert out.returncode == 1, out.stderr[-2000:]
     log = out.stdout + out.stderr
     assert "8 cells: 4 ok, 4 failed, 0 cached" in log
     assert "failed method=lstsq,neurons=5,sparsity=0.05: RuntimeError: injected" in log
-    status = json.loads((tmp_path / "method=omp,neurons=5,sparsity=0.05" /
-                         schema.STATUS_FILE).read_text())  # fmt: skip
+    status = json.loads(
+        (
+            tmp_path / "method=omp,neurons=5,sparsity=0.05" / schema.STATUS_FILE
+        ).read_text()
+    )
     assert status["status"] == "ok"
     assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
 
 
 def test_single_run(tmp_path):
-    out = run_cli("sweep", "neurons=7", "trials=2", f"hydra.run.dir={tmp_path}",
-                  cwd=tmp_path)  # fmt: skip
+    out = run_cli(
+        "sweep", "neurons=7", "trials=2", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = pd.read_parquet(tmp_path / schema.METRICS_FILE)
     assert metrics["neurons"].eq(7).all() and len(metrics) == 2
 
 
 def test_single_run_failure_exit_1(tmp_path):
-    out = run_cli("sweep", "trials=1", f"hydra.run.dir={tmp_path}",
-                  env={FAIL_ENV: "trials=1"})  # fmt: skip
+    out = run_cli(
+        "sweep", "trials=1", f"hydra.run.dir={tmp_path}", env={FAIL_ENV: "trials=1"}
+    )
     assert out.returncode == 1
 
 

@@ -54,7 +54,12 @@ def test_presets_do_not_inherit_axes():
         ["-m"],
         ["-m", "neurons=5,10,20", "sparsity=0.01,0.1"],
         ["-m", "method=omp"],
-        ["-m", "experiment=smoke", "method=lasso,basis_pursuit", "method.positive=true"],
+        [
+            "-m",
+            "experiment=smoke",
+            "method=lasso,basis_pursuit",
+            "method.positive=true",
+        ],
         ["k=3", "sparsity=null"],
         ["method=lasso", "method.alpha=0.5", "noise=0.1"],
         ["-m", "n_features=50,100", "neurons=range(5,30,5)"],
@@ -106,11 +111,13 @@ def test_bad_input_is_named(argv, message):
 
 def test_one_line_per_bad_value_across_the_grid():
     errors = validate_argv(["-m", "neurons=0,5,-1", "sparsity=0.01,0.1,2"])
-    assert sorted(errors) == sorted([
-        "neurons=0: allowed is an integer >= 1",
-        "neurons=-1: allowed is an integer >= 1",
-        "sparsity=2: allowed is null or a finite number in (0, 1]",
-    ])  # fmt: skip
+    assert sorted(errors) == sorted(
+        [
+            "neurons=0: allowed is an integer >= 1",
+            "neurons=-1: allowed is an integer >= 1",
+            "sparsity=2: allowed is null or a finite number in (0, 1]",
+        ]
+    )
 
 
 def test_default_dirs_are_under_project_outputs():

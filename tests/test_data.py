@@ -10,7 +10,9 @@ def test_bernoulli_density_and_values(rng, sparsity):
     assert X.shape == (4000, 50)
     assert X.min() >= 0 and X.max() <= 1
     density = np.mean(X != 0)
-    assert abs(density - sparsity) < 4 * np.sqrt(sparsity * (1 - sparsity) / X.size) + 1e-9
+    assert (
+        abs(density - sparsity) < 4 * np.sqrt(sparsity * (1 - sparsity) / X.size) + 1e-9
+    )
     # active values are uniform on [0, 1]: mean 1/2, variance 1/12
     active = X[X != 0]
     assert abs(active.mean() - 0.5) < 0.02

@@ -12,11 +12,19 @@ TIMINGS = ["fit_seconds", "recover_seconds"]
 
 def cell(**changes):
     base = {
-        "seed": 0, "n_features": 30, "neurons": 12, "sparsity": 0.1, "k": None,
-        "trials": 3, "n_samples": 50, "n_train": 20, "noise": 0.0,
-        "success_tol": 0.01, "model": {"name": "random"},
+        "seed": 0,
+        "n_features": 30,
+        "neurons": 12,
+        "sparsity": 0.1,
+        "k": None,
+        "trials": 3,
+        "n_samples": 50,
+        "n_train": 20,
+        "noise": 0.0,
+        "success_tol": 0.01,
+        "model": {"name": "random"},
         "method": {"name": "omp", "tol": 1e-6, "n_nonzero_coefs": None},
-    }  # fmt: skip
+    }
     return base | changes
 
 
@@ -62,8 +70,10 @@ def test_paired_design_same_x_and_w_for_every_method(tmp_path):
     job.run(cell(), tmp_path / "omp")
     job.run(cell(method=lstsq), tmp_path / "lstsq")
     job.run(cell(method=lstsq, neurons=20), tmp_path / "more_neurons")
-    true = [read(tmp_path / d, schema.SAMPLES_FILE)["true"] for d in
-            ("omp", "lstsq", "more_neurons")]  # fmt: skip
+    true = [
+        read(tmp_path / d, schema.SAMPLES_FILE)["true"]
+        for d in ("omp", "lstsq", "more_neurons")
+    ]
     assert true[0].equals(true[1]) and true[0].equals(true[2])
     norms = [read(tmp_path / d, schema.FEATURES_FILE) for d in ("omp", "lstsq")]
     # W is identical too: the dimensionality of every feature agrees exactly
@@ -74,10 +84,14 @@ def test_paired_design_same_x_and_w_for_every_method(tmp_path):
 
 
 def test_same_command_twice_same_metrics(tmp_path):
-    job.run(cell(method={"name": "basis_pursuit", "positive": False,
-                         "max_iter": 500}), tmp_path / "a")  # fmt: skip
-    job.run(cell(method={"name": "basis_pursuit", "positive": False,
-                         "max_iter": 500}), tmp_path / "b")  # fmt: skip
+    job.run(
+        cell(method={"name": "basis_pursuit", "positive": False, "max_iter": 500}),
+        tmp_path / "a",
+    )
+    job.run(
+        cell(method={"name": "basis_pursuit", "positive": False, "max_iter": 500}),
+        tmp_path / "b",
+    )
     a, b = (read(tmp_path / d).drop(columns=TIMINGS) for d in "ab")
     pd.testing.assert_frame_equal(a, b)
     assert a["trial"].nunique() == 3
