@@ -62,4 +62,8 @@ FEATURE_COLUMNS = (
 # Long-form columns of samples.parquet.
 SAMPLE_COLUMNS = ("trial", "sample", "feature", "true", "recovered")
 
+# A cell's status; "missing": Hydra made its folder but the job died before it ended.
 STATUSES = ("ok", "failed", "cached")
+DONE = ("ok", "cached")  # statuses whose results count (cached: kept from an ok run)
+
+GROUPS = ("model", "method")  # config groups: columns `method`, `method.alpha`, ...

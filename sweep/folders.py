@@ -1,0 +1,63 @@
+"""A sweep folder on disk: its cells, their status, atomic writes.
+
+Shared by ``job`` (writes a cell), the callbacks (summarise a sweep) and ``analysis``
+(reads one). Light imports only: the analysis imports it.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sweep import schema
+
+
+def cell_dirs(sweep_dir: Path) -> list[Path]:
+    """Every cell folder of a sweep: Hydra made it (``.hydra``) or it holds results."""
+    marks = [*sweep_dir.rglob(".hydra"), *sweep_dir.rglob(schema.METRICS_FILE)]
+    analysis = sweep_dir / schema.ANALYSIS_DIR
+    cells = {m.parent for m in marks if analysis not in m.parents}
+    return sorted(cells)
+
+
+def read_status(cell_dir: Path) -> dict:
+    """The cell's ``status.json``; ``missing`` if it has none (the job died)."""
+    try:
+        status = json.loads((cell_dir / schema.STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {"status": "missing", "error": "no readable status.json: the job died"}
+    if status.get("status") not in schema.STATUSES:
+        return {"status": "missing", "error": f"unknown status {status.get('status')}"}
+    return status
+
+
+def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
+    """Status of every cell of a sweep, keyed by its folder relative to the sweep."""
+    return {
+        str(cell.relative_to(sweep_dir)): read_status(cell)
+        for cell in cell_dirs(sweep_dir)
+    }
+
+
+def write_atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over.
+
+    A reader never sees a partial file: it sees the old one or the new one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=1, default=str)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
