@@ -48,7 +48,9 @@ def cli(argv: list[str]) -> int:
         argv = with_default_dirs(argv)
     sys.argv = [sys.argv[0], *argv]
     main()
-    return callbacks.OUTCOME.get("exit_code", 0)
+    if informational & set(argv):
+        return 0
+    return callbacks.OUTCOME.get("exit_code", 1)  # unset: the end callback crashed
 
 
 if __name__ == "__main__":

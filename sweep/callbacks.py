@@ -4,8 +4,8 @@ Hydra ignores a task function's return value and treats a callback's exception a
 warning, so the exit code travels through ``OUTCOME`` to ``__main__``.
 """
 
-import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +13,22 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweep import schema
+from sweep.folders import cell_statuses
 
 log = logging.getLogger(__name__)
 
 OUTCOME: dict[str, int] = {}  # {"exit_code": 0 | 1}, set when a run or sweep ends
 
 
-def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
-    """Status of every cell folder Hydra made in ``sweep_dir`` (keyed by folder).
-
-    A folder with Hydra's ``.hydra`` but no readable ``status.json`` is a cell that
-    died before it finished: reported as ``missing``.
-    """
-    statuses = {}
-    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
-        cell = hydra_dir.parent
-        try:
-            status = json.loads((cell / schema.STATUS_FILE).read_text())
-        except (OSError, ValueError):
-            status = {"status": "missing", "error": "no status.json: the job died"}
-        statuses[str(cell.relative_to(sweep_dir))] = status
-    return statuses
-
-
 def summarize(statuses: dict[str, dict]) -> tuple[str, list[str]]:
     """A summary line (counts per status) and a line per cell that did not finish."""
-    counts = {name: 0 for name in (*schema.STATUSES, "missing")}
-    for status in statuses.values():
-        counts[status.get("status", "missing")] += 1
-    line = ", ".join(
-        f"{n} {name}" for name, n in counts.items() if n or name != "missing"
-    )
+    counts = Counter(status.get("status", "missing") for status in statuses.values())
+    shown = [*schema.STATUSES, *sorted(set(counts) - set(schema.STATUSES))]
+    line = ", ".join(f"{counts[name]} {name}" for name in shown)
     bad = [
-        f"{status['status']} {cell}: {status.get('error')}"
+        f"{status.get('status', 'missing')} {cell}: {status.get('error')}"
         for cell, status in statuses.items()
-        if status["status"] not in ("ok", "cached")
+        if status.get("status") not in schema.DONE
     ]
     return f"{len(statuses)} cells: {line}", bad
 
@@ -60,7 +41,7 @@ class SweepEnd(Callback):
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs) -> None:
         status = getattr(job_return, "_return_value", None) or {}
-        OUTCOME["exit_code"] = 0 if status.get("status") in ("ok", "cached") else 1
+        OUTCOME["exit_code"] = 0 if status.get("status") in schema.DONE else 1
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).resolve()

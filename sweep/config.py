@@ -7,10 +7,14 @@ values (a non-integer, an unknown group option) with exit code 1 before any call
 runs, so this runs first, in ``__main__``.
 """
 
+import hashlib
+import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
@@ -18,9 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep import CONF_DIR
 from sweep.checks import integer, optional, real
+from sweep.folders import read_status
 from sweep.methods import METHODS
 from sweep.models import MODELS
 from sweep.registry import Registry
+from sweep.schema import STATUS_FILE
 
 GROUPS = {"method": METHODS, "model": MODELS}
 PRESETS = "experiment"
@@ -111,49 +117,77 @@ def _check_group(flat: dict[str, Any], group: str, registry: Registry) -> list[s
 # --- the grid of a command line -------------------------------------------------
 
 
+# Hydra flags that take the next argument as their value (not an override).
+VALUE_FLAGS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir",
+               "-c", "--cfg", "-p", "--package", "--experimental-rerun"}  # fmt: skip
+
+
 def split_argv(argv: list[str]) -> tuple[bool, list[str], list[str]]:
-    """(multirun, overrides, other flags) of a ``python -m sweep`` command line."""
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    overrides = [a for a in argv if not a.startswith("-")]
-    flags = [a for a in argv if a.startswith("-") and a not in ("-m", "--multirun")]
-    return multirun, overrides, flags
+    """(multirun, overrides, other flags with their values) of a command line."""
+    overrides, flags, after_flag = [], [], False
+    for arg in argv:
+        if after_flag or arg.startswith("-"):
+            flags.append(arg)
+            after_flag = arg in VALUE_FLAGS
+        else:
+            overrides.append(arg)
+    multirun = "-m" in flags or "--multirun" in flags
+    return multirun, overrides, [f for f in flags if f not in ("-m", "--multirun")]
 
 
 def validate_argv(argv: list[str]) -> list[str]:
-    """Every problem of every point of the grid the command line asks for."""
+    """Every problem of every point of the grid the command line asks for.
+
+    Also refuses a grid whose cell folders already hold other configurations (a
+    re-run on an existing ``hydra.sweep.dir`` / ``hydra.run.dir``).
+    """
     multirun, overrides, _ = split_argv(argv)
-    parser = OverridesParser.create()
     try:
-        parsed = parser.parse_overrides(overrides)
-    except Exception as err:  # Hydra's grammar errors carry a readable message
-        return [f"cannot parse the overrides: {err}"]
+        parsed = _PARSER.parse_overrides(overrides)
+        points = _grid(parsed, multirun)
+    except ValueError as err:
+        return [str(err)]
+    except Exception as err:  # Hydra's grammar errors: keep their first line
+        first = str(err).strip().splitlines()[0]
+        return [f"cannot parse the overrides ({first}); allowed: key=value, key=a,b"]
+    target = _target_dir(parsed, multirun)
+    errors = []
+    for point in points:
+        flat, point_errors = point_config(point)
+        errors += point_errors
+        if target and not point_errors:
+            folder = target / _cell_name(point) if multirun else target
+            errors += [why] if (why := folder_conflict(folder, flat)) else []
+    return _unique(errors)
+
+
+_PARSER = OverridesParser.create()
+
+
+def _grid(parsed: list[Override], multirun: bool) -> list[list[Override]]:
+    """The points of the grid (task overrides each), expanded as Hydra will."""
     task = [o for o in parsed if not o.is_hydra_override()]
     if not multirun:
         sweeps = [o.input_line for o in task if o.is_sweep_override()]
         if sweeps:
-            return [f"{s}: a sweep needs -m (multirun)" for s in sweeps]
-        return _unique(_validate_point(task))
+            raise ValueError(f"{sweeps[0]}: a sweep needs -m (multirun)")
+        return [task]
     preset = _preset_of(task)
     if preset not in _options(PRESETS):
-        return [_unknown(PRESETS, preset, _options(PRESETS))]
+        raise ValueError(_unknown(PRESETS, preset, _options(PRESETS)))
     params = _base_config(preset, "", "").hydra.sweeper.params or {}
     lines = [f"{k}={v}" for k, v in params.items()] + [o.input_line for o in task]
-    try:
-        (points,) = BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
-    except Exception as err:
-        return [f"cannot expand the grid: {err}"]
-    errors = []
-    for point in points:
-        errors += _validate_point(parser.parse_overrides(point))
-    return _unique(errors)
+    (points,) = BasicSweeper.split_arguments(_PARSER.parse_overrides(lines), None)
+    return [_PARSER.parse_overrides(point) for point in points]
 
 
-def _validate_point(overrides: list[Override]) -> list[str]:
+def point_config(overrides: list[Override]) -> tuple[dict, list[str]]:
+    """The flat configuration of one point of the grid, and its problems."""
     choices = {o.key_or_group: o.value() for o in overrides if _is_group(o)}
     for group in GROUPS:
         name = choices.get(group)
         if name is not None and name not in _options(group):
-            return [_unknown(group, name, _options(group))]
+            return {}, [_unknown(group, name, _options(group))]
     cfg = _base_config(
         _preset_of(overrides), choices.get("method", ""), choices.get("model", "")
     ).copy()
@@ -164,12 +198,50 @@ def _validate_point(overrides: list[Override]) -> list[str]:
             continue
         if o.type is OverrideType.DEL:
             errors.append(f"{o.input_line}: deleting a key is not supported")
-            continue
-        if OmegaConf.select(cfg, o.key_or_group, default=_ABSENT) is _ABSENT:
+        elif OmegaConf.select(cfg, o.key_or_group, default=_ABSENT) is _ABSENT:
             errors.append(_unknown_key(cfg, o))
-            continue
-        OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
-    return errors + validate_cell(flatten(cfg))
+        else:
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+    flat = flatten(cfg)
+    return flat, errors + validate_cell(flat)
+
+
+def _target_dir(parsed: list[Override], multirun: bool) -> Path | None:
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    return next((Path(o.value()) for o in parsed if o.key_or_group == key), None)
+
+
+def _cell_name(point: list[Override]) -> str:
+    """The folder Hydra gives this point: ``hydra.job.override_dirname``."""
+    naming = _base_config(_preset_of(point), "", "").hydra.job.config.override_dirname
+    return get_overrides_dirname(
+        point, list(naming.exclude_keys), naming.item_sep, naming.kv_sep
+    )
+
+
+def folder_conflict(folder: Path, flat: dict) -> str | None:
+    """Why ``folder`` cannot hold this cell (it holds another one), or None."""
+    stored = read_status(folder) if (folder / STATUS_FILE).exists() else {}
+    if stored.get("fingerprint", fingerprint(flat)) == fingerprint(flat):
+        return None
+    return conflict_message(folder, stored.get("config", {}), flat)
+
+
+def fingerprint(flat: dict) -> str:
+    """A stable hash of a cell's flat configuration."""
+    text = json.dumps(flat, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def conflict_message(folder: Path, stored: dict, flat: dict) -> str:
+    """Which keys differ between a folder's configuration and the requested one."""
+    keys = sorted(set(stored) | set(flat))
+    diff = [f"{k}={stored.get(k)!r} there, {flat.get(k)!r} now" for k in keys
+            if stored.get(k) != flat.get(k)]  # fmt: skip
+    return (
+        f"{folder} holds another configuration ({'; '.join(diff)}): choose another"
+        " hydra.sweep.dir, or delete that folder to recompute it"
+    )
 
 
 _ABSENT = object()

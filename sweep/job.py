@@ -10,7 +10,6 @@ import logging
 import os
 import platform
 import subprocess
-import tempfile
 import time
 import traceback
 from datetime import UTC, datetime
@@ -23,9 +22,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from sweep import PROJECT_ROOT, schema
+from sweep import PROJECT_ROOT, config, schema
 from sweep.config import flatten
 from sweep.data import add_noise, sparse_features
+from sweep.folders import read_status, write_atomic, write_json
 from sweep.methods import METHODS
 from sweep.metrics import feature_metrics, recovery_metrics
 from sweep.models import MODELS
@@ -44,6 +44,9 @@ def run(cfg: Any, out_dir: Path, *, sweep: str = "", cell: str = "") -> dict:
     """Run the cell of ``cfg`` into ``out_dir``; return its status (never raises)."""
     try:
         return _run(flatten(cfg), Path(out_dir), sweep=sweep, cell=cell)
+    except FolderConflict as err:  # nothing is written: the folder keeps its results
+        log.error("refused %s: %s", cell or out_dir, err)
+        return {"status": "failed", "error": str(err)}
     except Exception as err:  # last resort, e.g. the folder cannot be written
         log.exception("failed %s", cell or out_dir)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
@@ -51,7 +54,7 @@ def run(cfg: Any, out_dir: Path, *, sweep: str = "", cell: str = "") -> dict:
 
 def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
     identity = {"sweep": sweep, "cell": cell}
-    cached = _cached_status(out_dir, flat)
+    cached = _previous(out_dir, flat)
     if cached:
         log.info("cached %s", cell or out_dir.name)
         return cached
@@ -74,7 +77,7 @@ def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
     rows = _rows(metrics, flat, identity, status)
     _write_parquet(rows, out_dir / schema.METRICS_FILE)
     status.update(_provenance(flat, identity, rows, seconds))
-    _write_json(status, out_dir / schema.STATUS_FILE)  # last: marks the cell complete
+    write_json(status, out_dir / schema.STATUS_FILE)  # last: marks the cell complete
     _log_cell(status, rows, cell or out_dir.name)
     return status
 
@@ -136,7 +139,8 @@ def run_trial(
         importance=model.importance,
         success_tol=flat["success_tol"],
     )
-    row |= model.info | {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
+    row |= model.info | recovery.info
+    row |= {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
     feats = feature_metrics(
         X, recovery.X_hat, W=model.W, b=model.b, importance=model.importance
     )
@@ -214,33 +218,33 @@ def _rows(
     return frame
 
 
-def _cached_status(out_dir: Path, flat: dict) -> dict | None:
-    """The stored status if this folder already holds this cell, finished ok."""
-    try:
-        stored = json.loads((out_dir / schema.STATUS_FILE).read_text())
-    except (OSError, ValueError):
+def _previous(out_dir: Path, flat: dict) -> dict | None:
+    """The stored status if this folder already holds this cell, finished ok.
+
+    Raises ``FolderConflict`` if the folder holds another configuration: results are
+    never overwritten with, or mixed into, a different cell's.
+    """
+    if why := config.folder_conflict(out_dir, flat):
+        raise FolderConflict(why)
+    stored = read_status(out_dir)
+    if stored["status"] not in schema.DONE:
         return None
-    same = stored.get("fingerprint") == fingerprint(flat)
-    done = stored.get("status") in ("ok", "cached")
-    if not (same and done and (out_dir / schema.METRICS_FILE).exists()):
+    if not (out_dir / schema.METRICS_FILE).exists():
         return None
     stored["status"] = "cached"
-    _write_json(stored, out_dir / schema.STATUS_FILE)
+    write_json(stored, out_dir / schema.STATUS_FILE)
     return stored
 
 
-def fingerprint(flat: dict) -> str:
-    """A stable hash of a cell's configuration."""
-    return hashlib.sha256(
-        json.dumps(flat, sort_keys=True, default=str).encode()
-    ).hexdigest()
+class FolderConflict(Exception):
+    """A cell folder holds the results of a different configuration."""
 
 
 def _provenance(flat: dict, identity: dict, rows: pd.DataFrame, seconds: float) -> dict:
     return {
         **identity,
         "config": flat,
-        "fingerprint": fingerprint(flat),
+        "fingerprint": config.fingerprint(flat),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
         "fit_seconds": float(rows["fit_seconds"].sum()),
@@ -285,36 +289,13 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
         means["support_f1"],
         status["seconds"],
     )
+    if "converged" in rows and rows["converged"].mean() < 1:
+        log.warning(
+            "%s: the solver stopped at method.max_iter on %.0f %% of the samples",
+            cell,
+            100 * (1 - rows["converged"].mean()),
+        )
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    _atomic(
-        path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str))
-    )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))

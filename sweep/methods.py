@@ -8,7 +8,7 @@ below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
@@ -30,6 +30,7 @@ class Recovery:
     X_hat: np.ndarray
     atoms: np.ndarray | None = None
     codes: np.ndarray | None = None
+    info: dict = field(default_factory=dict)  # per-trial diagnostics, e.g. converged
 
 
 class _Dictionary:
@@ -42,11 +43,14 @@ class _Dictionary:
         self.atoms = self.W / self.norms  # unit-norm columns, for selection methods
         self.n_features = W.shape[1]
 
-    def scatter(self, codes: np.ndarray, *, normalised: bool) -> Recovery:
-        """Codes (n_samples, n_represented) -> Recovery with zeros elsewhere."""
+    def scatter(self, codes: np.ndarray, *, normalised: bool, **info) -> Recovery:
+        """Codes (n_samples, n_represented) -> Recovery with zeros elsewhere.
+
+        Codes against the unit-norm atoms (``normalised``) are divided by the norms.
+        """
         X_hat = np.zeros((codes.shape[0], self.n_features))
         X_hat[:, self.mask] = codes / self.norms if normalised else codes
-        return Recovery(X_hat)
+        return Recovery(X_hat, info=info)
 
 
 @METHODS.register("omp", tol=real(0, 1), n_nonzero_coefs=optional(integer(1)))
@@ -120,19 +124,24 @@ def recover_lasso(
         precompute=d.W.T @ d.W,
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
         model.fit(d.W, H.T)
-    return d.scatter(model.coef_.reshape(H.shape[0], -1), normalised=False)
+    converged = np.mean(np.asarray(model.n_iter_) < max_iter)
+    codes = model.coef_.reshape(H.shape[0], -1)
+    return d.scatter(codes, normalised=False, converged=float(converged))
 
 
 @METHODS.register("threshold", alpha=real(0), positive=boolean)
 def recover_threshold(H, W, *, H_train, b, rng, alpha=0.1, positive=False) -> Recovery:
-    """Soft thresholding of the correlations with the unit-norm columns of W."""
+    """Soft thresholding: x_i = soft(W_i . h, alpha) / ||W_i||^2.
+
+    The exact L1 solution when the columns of W are orthogonal (one alpha convention).
+    """
     d = _Dictionary(W)
     codes = sparse_encode(
-        H, d.atoms.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
+        H, d.W.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
     )
-    return d.scatter(codes, normalised=True)
+    return d.scatter(codes / d.norms**2, normalised=False)
 
 
 @METHODS.register("basis_pursuit", positive=boolean, max_iter=integer(1))
@@ -146,10 +155,11 @@ def recover_basis_pursuit(
     d = _Dictionary(W)
     gram, Xy = d.W.T @ d.W, H @ d.W
     codes = np.zeros((H.shape[0], d.W.shape[1]))
+    n_iter = np.zeros(H.shape[0], dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i, xy in enumerate(Xy):
-            _, _, codes[i] = lars_path_gram(
+            _, _, codes[i], n_iter[i] = lars_path_gram(
                 xy,
                 gram,
                 n_samples=W.shape[0],
@@ -158,8 +168,10 @@ def recover_basis_pursuit(
                 positive=positive,
                 max_iter=max_iter,
                 return_path=False,
+                return_n_iter=True,
             )
-    return d.scatter(codes, normalised=False)
+    converged = float(np.mean(n_iter < max_iter))
+    return d.scatter(codes, normalised=False, converged=converged)
 
 
 @METHODS.register("lstsq")

@@ -7,8 +7,11 @@ import pytest
 from conftest import run_cli
 
 from sweep import schema
+from sweep.config import validate_argv
 from sweep.job import FAIL_ENV
 from sweep.methods import METHODS
+
+CELL = "method=omp,neurons=5,sparsity=0.05"
 
 
 def _cells(sweep_dir):
@@ -80,6 +83,46 @@ def test_rerun_caches_finished_cells(smoke):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "8 cached" in out.stdout + out.stderr
+
+
+def test_validation_rebuilds_the_configs_hydra_ran(smoke):
+    # the same grid again: every folder holds exactly the configuration asked for
+    sweep_dir, _ = smoke
+    assert (
+        validate_argv(["-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}"]) == []
+    )
+
+
+def test_a_folder_holding_another_configuration_is_refused(smoke):
+    sweep_dir, _ = smoke
+    before = pd.read_parquet(sweep_dir / CELL / schema.METRICS_FILE)
+    out = run_cli(
+        "sweep", "-m", "method=omp", "neurons=5", "sparsity=0.05",
+        f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "holds another configuration (n_features=20 there, 100 now" in out.stderr
+    assert "choose another hydra.sweep.dir" in out.stderr
+    after = pd.read_parquet(sweep_dir / CELL / schema.METRICS_FILE)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_same_sweep_same_metrics_whatever_the_process(tmp_path):
+    # different hash seeds and worker counts: nothing may depend on either
+    frames = []
+    for n_jobs, hash_seed in [(2, "1"), (1, "2")]:
+        where = tmp_path / f"run{n_jobs}"
+        out = run_cli(
+            "sweep", "-m", "experiment=smoke", "method=basis_pursuit,nnls",
+            f"hydra.sweep.dir={where}", f"hydra.launcher.n_jobs={n_jobs}",
+            "hydra.callbacks.sweep_end.analyze=false",
+            env={"PYTHONHASHSEED": hash_seed},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-2000:]
+        metrics = [pd.read_parquet(p) for p in sorted(where.rglob(schema.METRICS_FILE))]
+        frame = pd.concat(metrics, ignore_index=True)
+        frames.append(frame.drop(columns=["sweep", "fit_seconds", "recover_seconds"]))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
 
 
 def test_method_override_narrows_the_grid(tmp_path):

@@ -83,6 +83,31 @@ def test_paired_design_same_x_and_w_for_every_method(tmp_path):
     assert not read(tmp_path / "seed1", schema.SAMPLES_FILE)["true"].equals(true[0])
 
 
+def test_methods_see_identical_h_h_train_and_w_with_noise(tmp_path, monkeypatch):
+    seen = {}
+
+    def recorder(name):
+        def method(H, W, *, H_train, b, rng, **params):
+            seen[name] = (H, H_train, W)
+            return METHODS["lstsq"](H, W, H_train=H_train, b=b, rng=rng)
+
+        return method
+
+    monkeypatch.setitem(METHODS, "omp", recorder("omp"))
+    monkeypatch.setitem(METHODS, "readout", recorder("readout"))
+    job.run(cell(noise=0.1, trials=1), tmp_path / "a")
+    job.run(cell(noise=0.1, trials=1, method={"name": "readout"}), tmp_path / "b")
+    for x, y in zip(seen["omp"], seen["readout"], strict=True):
+        assert np.array_equal(x, y)
+    H, H_train, W = seen["omp"]
+    assert H.shape == (50, 12) and H_train.shape == (20, 12)
+    # the noise is there: H is not exactly X @ W.T
+    X = read(tmp_path / "a", schema.SAMPLES_FILE).pivot(
+        index="sample", columns="feature", values="true"
+    )
+    assert not np.allclose(H[: len(X)], X.to_numpy() @ W.T)
+
+
 def test_same_command_twice_same_metrics(tmp_path):
     job.run(
         cell(method={"name": "basis_pursuit", "positive": False, "max_iter": 500}),
@@ -122,15 +147,25 @@ def test_injected_failure_switch(tmp_path, monkeypatch):
     assert failed["status"] == "failed" and "injected" in failed["error"]
 
 
-def test_finished_cell_is_cached_and_changed_cell_is_not(tmp_path):
+def test_finished_cell_is_cached_and_another_config_is_refused(tmp_path):
     job.run(cell(), tmp_path)
     before = read(tmp_path)
     again = job.run(cell(), tmp_path)
     assert again["status"] == "cached"
     pd.testing.assert_frame_equal(read(tmp_path), before)
-    changed = job.run(cell(seed=5), tmp_path)
-    assert changed["status"] == "ok"
-    assert not read(tmp_path)["mse"].equals(before["mse"])
+    refused = job.run(cell(seed=5), tmp_path)
+    assert refused["status"] == "failed"
+    assert "holds another configuration (seed=0 there, 5 now)" in refused["error"]
+    pd.testing.assert_frame_equal(read(tmp_path), before)  # nothing overwritten
+    assert json.loads((tmp_path / schema.STATUS_FILE).read_text())["status"] == "cached"
+
+
+def test_failed_cell_is_run_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(job.FAIL_ENV, "c")
+    assert job.run(cell(), tmp_path, cell="c")["status"] == "failed"
+    monkeypatch.delenv(job.FAIL_ENV)
+    assert job.run(cell(), tmp_path, cell="c")["status"] == "ok"
+    assert read(tmp_path)["status"].eq("ok").all()
 
 
 def test_unwritable_folder_does_not_raise(tmp_path):

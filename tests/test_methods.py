@@ -115,11 +115,42 @@ def test_threshold_on_orthonormal_w_is_soft_thresholding(rng):
     assert np.allclose(X_hat, np.sign(X) * np.maximum(np.abs(X) - 0.3, 0))
 
 
+def test_threshold_is_the_l1_solution_on_orthogonal_columns_of_any_length(rng):
+    # with orthogonal columns the L1 problem separates: thresholding solves it exactly
+    W = np.linalg.qr(rng.standard_normal((8, 8)))[0] * np.arange(1, 9)
+    X = rng.standard_normal((6, 8))
+    a = recover("threshold", X, W, rng, alpha=0.4)
+    b = recover("lasso_lars", X, W, rng, alpha=0.4)
+    assert np.allclose(a, b, atol=1e-10)
+    assert np.count_nonzero(a) < a.size  # alpha really did zero some out
+
+
 def test_omp_n_nonzero_coefs(rng):
-    X = sparse_features(30, 40, rng=rng, sparsity=0.2)
+    X = sparse_features(30, 40, rng=rng, k=5)
     W = random_model(40, 20, rng=rng).W
     X_hat = recover("omp", X, W, rng, n_nonzero_coefs=2)
-    assert np.all(np.sum(X_hat != 0, axis=1) <= 2)
+    assert np.all(np.sum(X_hat != 0, axis=1) == 2)
+
+
+def test_omp_tolerance_is_relative_per_sample(rng):
+    # the same samples at very different scales stop at the same atoms
+    X = sparse_features(40, 60, rng=rng, sparsity=0.1)
+    W = random_model(60, 25, rng=rng).W
+    scales = np.geomspace(1e-4, 1e4, 40)[:, None]
+    small = recover("omp", X, W, rng, tol=1e-3)
+    scaled = recover("omp", X * scales, W, rng, tol=1e-3)
+    assert np.allclose(scaled, small * scales, rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("name", ["lasso", "basis_pursuit"])
+def test_solvers_report_convergence(name, rng):
+    X = sparse_features(30, 100, rng=rng, sparsity=0.05)
+    W = random_model(100, 50, rng=rng).W
+    H = X @ W.T
+    fn = METHODS[name]
+    done = fn(H, W, H_train=H, b=None, rng=rng, max_iter=10_000).info["converged"]
+    cut = fn(H, W, H_train=H, b=None, rng=rng, max_iter=2).info["converged"]
+    assert done == 1.0 and cut < 0.5
 
 
 # --- the science ---------------------------------------------------------------
