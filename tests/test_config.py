@@ -4,7 +4,7 @@ from hydra import compose, initialize_config_dir
 
 from sweep import CONF_DIR, OUTPUTS_DIR
 from sweep.__main__ import with_default_dirs
-from sweep.config import flatten, validate_argv, validate_cell
+from sweep.config import flatten, split_argv, validate_argv, validate_cell
 from sweep.methods import METHODS
 
 
@@ -127,3 +127,25 @@ def test_default_dirs_are_under_project_outputs():
     assert sweep[-1].startswith(f"hydra.sweep.dir='{OUTPUTS_DIR / 'sweeps'}")
     mine = ["-m", "hydra.sweep.dir=/tmp/x"]
     assert with_default_dirs(mine) == mine
+
+
+def test_split_argv_keeps_flag_values_out_of_the_overrides():
+    multirun, overrides, flags = split_argv(
+        ["-m", "-cn", "config", "neurons=5", "--cfg", "job", "--info"]
+    )
+    assert multirun and overrides == ["neurons=5"]
+    assert flags == ["-cn", "config", "--cfg", "job", "--info"]
+
+
+def test_unparsable_override_is_one_line():
+    errors = validate_argv(["neurons=[1,"])
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith("cannot parse the overrides")
+
+
+def test_schema_lists_every_top_level_key():
+    from sweep import schema
+    from sweep.config import GROUPS, TOP_LEVEL
+
+    assert tuple(TOP_LEVEL) == schema.CONFIG_KEYS
+    assert tuple(GROUPS) == schema.GROUPS
