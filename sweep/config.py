@@ -28,7 +28,7 @@ from sweep.models import MODELS
 from sweep.registry import Registry
 from sweep.schema import STATUS_FILE
 
-GROUPS = {"method": METHODS, "model": MODELS}
+GROUPS = {"model": MODELS, "method": METHODS}  # the order of schema.GROUPS
 PRESETS = "experiment"
 
 # What each top-level key allows; sparsity / k are also checked together below.
