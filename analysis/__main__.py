@@ -10,34 +10,15 @@ import logging
 import sys
 from pathlib import Path
 
-import analysis
 from analysis import find_latest_sweep, run
-from analysis.aggregate import NoResultsError, find_metric_files
-from sweep.schema import METRICS_FILE
+from analysis.aggregate import NoResultsError
+from sweep import OUTPUTS_DIR
 
-OUTPUTS_DIR = Path(analysis.__file__).resolve().parents[1] / "outputs"
 BAD_INPUT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """Analyse one sweep folder; return the exit code."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    sweep_dir = args.sweep_dir or find_latest_sweep(OUTPUTS_DIR)
-    if sweep_dir is None:
-        return _fail(OUTPUTS_DIR / "sweeps", "no sweep folder in it")
-    problem = _problem(sweep_dir)
-    if problem:
-        return _fail(sweep_dir, problem)
-    try:
-        out = run(sweep_dir)
-    except NoResultsError as err:  # every metrics file unreadable
-        return _fail(sweep_dir, str(err))
-    sys.stdout.write(f"figures and tables in {out}\n")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
         description="Phase diagrams, capacity plots and heatmaps of a sweep folder, "
@@ -49,18 +30,19 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a sweep folder (default: the newest in outputs/sweeps)",
     )
-    return parser
-
-
-def _problem(sweep_dir: Path) -> str | None:
-    """What makes ``sweep_dir`` unusable, or None."""
-    if not sweep_dir.exists():
-        return "does not exist"
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    sweep_dir = args.sweep_dir or find_latest_sweep(OUTPUTS_DIR)
+    if sweep_dir is None:
+        return _fail(OUTPUTS_DIR / "sweeps", "no sweep folder in it")
     if not sweep_dir.is_dir():
-        return "is not a directory"
-    if not find_metric_files(sweep_dir):
-        return f"no {METRICS_FILE} under it (not a sweep folder, or no cell finished)"
-    return None
+        return _fail(sweep_dir, "does not exist or is not a directory")
+    try:
+        out = run(sweep_dir)
+    except NoResultsError as err:  # no cell folder, or every metrics file unreadable
+        return _fail(sweep_dir, f"{err} (not a sweep folder, or no cell finished)")
+    sys.stdout.write(f"figures and tables in {out}\n")
+    return 0
 
 
 def _fail(path: Path, what: str) -> int:

@@ -8,6 +8,7 @@ close) that the caller saves. No file I/O here.
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -19,26 +20,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from analysis.aggregate import (
-    CAPACITY,
-    MISSING,
-    PlotAxes,
-    label_keys,
-    normalize,
-    numeric_values,
-    panel_groups,
-)
+from analysis.aggregate import CAPACITY, PlotAxes, label_keys, panel_groups
 
 CMAP = colormaps["viridis"]
 NMSE_FLOOR = 1e-12  # exact recoveries give ~1e-30: clip, or they swamp the scale
-RATE_METRICS = (
-    "success_rate",
-    "support_precision",
-    "support_recall",
-    "support_f1",
-    "frac_zero",
-)
-LOG_METRICS = ("nmse", "mse", "weighted_mse")
+RATE_METRICS = ("success_rate", "support_f1", "support_precision", "support_recall")
+LOG_METRICS = ("nmse", "mse", "weighted_mse", CAPACITY)
 SUCCESS = 0.5  # the contour and the capacity number: 50 % success
 MAX_ANNOTATED = 48  # write the value in each cell of grids up to this size
 MAX_LEGEND = 8  # more lines than this: a colorbar instead of a legend
@@ -55,32 +42,13 @@ AXIS_LABELS = {
     "n_train": "training samples per trial",
     "success_tol": "success tolerance",
 }
-METRIC_NAMES = {
-    "success_rate": "success rate",
-    "nmse": "NMSE",
-    "support_f1": "support F1",
-    "mse": "MSE",
-    "weighted_mse": "weighted MSE",
-    "rel_error": "relative error",
-}
-METRIC_LABELS = {
+METRIC_LABELS = {  # the metrics run() draws; any other is labelled by its name
     "success_rate": r"success rate: fraction of x$\neq$0 with "
     r"$\|\hat{x}-x\| \leq \mathrm{tol}\,\|x\|$",
     "nmse": r"NMSE $\|X-\hat{X}\|_F^2 \,/\, \|X\|_F^2$",
     "support_f1": r"support F1 (truth x$\neq$0, prediction $|\hat{x}|>10^{-3}$)",
-    "support_precision": r"support precision ($|\hat{x}|>10^{-3}$ vs x$\neq$0)",
-    "support_recall": r"support recall ($|\hat{x}|>10^{-3}$ vs x$\neq$0)",
-    "mse": r"MSE: mean of $(X-\hat{X})^2$",
-    "weighted_mse": r"weighted MSE: mean of $\sum_i I_i (x_i-\hat{x}_i)^2$",
-    "rel_error": r"relative error $\|\hat{x}-x\| / \|x\|$",
-    "frac_zero": "fraction of all-zero samples",
-    "r2": r"$r^2$ of X (variance-weighted)",
-    "r2_h": r"$r^2$ of H by W$\hat{X}$",
-    "l0": r"mean number of $|\hat{x}_i|>10^{-3}$",
-    "fit_seconds": "fit time (s)",
-    "recover_seconds": "recovery time (s)",
-    "mmcs": "MMCS: mean max |cos| over learned atoms",
-    "mcc": "MCC: mean matched |cos| (Hungarian)",
+    CAPACITY: "largest sparsity p with >= 50 % success\n(fraction of active "
+    "features; k / n for exactly k)",
 }
 
 
@@ -96,18 +64,10 @@ class HeatmapRow:
 # --- labels and scales ---------------------------------------------------------------
 
 
-def axis_label(key: str) -> str:
-    """The axis label of a config key, with its definition."""
-    return AXIS_LABELS.get(key, key)
-
-
-def metric_label(metric: str) -> str:
-    """The colorbar or axis label of a metric: its definition."""
-    return METRIC_LABELS.get(metric, metric)
-
-
 def fmt(value: object) -> str:
-    """A config value for a title or a tick: 0.01, 20, True, omp."""
+    """A config value for a title or a tick: 0.01, 20, True, omp, None."""
+    if pd.isna(value):
+        return "None"
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     if isinstance(value, float | np.floating):
@@ -118,16 +78,14 @@ def fmt(value: object) -> str:
 def panel_label(values: dict[str, object], keys: Sequence[str]) -> str:
     """The keys' values for a title: "method=lasso, method.alpha=0.1". A method or
     model parameter that is NaN (the method has no such parameter) is left out."""
-    parts = [
-        f"{k}={'None' if _missing(values.get(k)) else fmt(values.get(k))}"
-        for k in keys
-        if "." not in k or not _missing(values.get(k))
-    ]
+    shown = [(k, values.get(k)) for k in keys]
+    parts = [f"{k}={fmt(v)}" for k, v in shown if "." not in k or not pd.isna(v)]
     return ", ".join(parts) or "all cells"
 
 
-def _missing(value: object) -> bool:
-    return normalize(value) == MISSING  # None, NaN, pd.NA
+def _floats(values: pd.Series) -> pd.Series:
+    """``values`` as floats; anything that is not a number becomes NaN."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def use_log(key: str | None, values: np.ndarray) -> bool:
@@ -138,18 +96,14 @@ def use_log(key: str | None, values: np.ndarray) -> bool:
         return False
     if key == "sparsity" or values.max() / values.min() >= 10:
         return True
-    return values.size > 2 and _unevenness(np.log(values)) < _unevenness(values)
-
-
-def _unevenness(values: np.ndarray) -> float:
-    """Coefficient of variation of the steps of sorted values (0: evenly spaced)."""
-    steps = np.diff(values)
-    return float(steps.std() / steps.mean())
+    # unevenness: coefficient of variation of the steps (0: evenly spaced)
+    lin, log = np.diff(values), np.diff(np.log(values))
+    return values.size > 2 and log.std() / log.mean() < lin.std() / lin.mean()
 
 
 def metric_norm(values: pd.Series, metric: str) -> Normalize:
     """The colour scale of a metric, shared by all panels of a figure."""
-    v = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    v = _floats(values).to_numpy(float)
     v = v[np.isfinite(v)]
     if metric in RATE_METRICS:
         return Normalize(0, 1)
@@ -180,7 +134,7 @@ def set_axis(ax: Axes, which: str, key: str, values: np.ndarray, *, log: bool) -
     """Scale, label and ticks at the swept values of one axis ("x" or "y")."""
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log" if log else "linear")
-    (ax.set_xlabel if which == "x" else ax.set_ylabel)(axis_label(key))
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(AXIS_LABELS.get(key, key))
     values = np.unique(values[np.isfinite(values)])
     if values.size > 0:
         shown = values[:: int(np.ceil(values.size / 10))]  # at most ~10 labels
@@ -223,13 +177,8 @@ def _suptitle(
 
 def pivot_grid(data: pd.DataFrame, *, x: str, y: str, value: str):
     """Mean ``value`` per cell: x (nx,), y (ny,) centres, values (ny, nx) NaN holes."""
-    frame = pd.DataFrame(
-        {
-            "x": numeric_values(data[x]),
-            "y": numeric_values(data[y]),
-            "v": pd.to_numeric(data[value], errors="coerce"),
-        }
-    ).dropna(subset=["x", "y"])
+    frame = data[[x, y, value]].apply(_floats).set_axis(["x", "y", "v"], axis=1)
+    frame = frame.dropna(subset=["x", "y"])
     if frame.empty:
         return np.empty(0), np.empty(0), np.empty((0, 0))
     table = frame.groupby(["y", "x"])["v"].mean().unstack("x")
@@ -249,13 +198,8 @@ def draw_phase(
         Z = np.clip(Z, norm.vmin, None)
     x_log, y_log = use_log(x, xs), use_log(y, ys)
     ax.set_facecolor("0.85")  # grey: a failed or missing cell
-    ax.pcolormesh(
-        cell_edges(xs, log=x_log),
-        cell_edges(ys, log=y_log),
-        np.ma.masked_invalid(Z),
-        cmap=CMAP,
-        norm=norm,
-    )
+    edges = cell_edges(xs, log=x_log), cell_edges(ys, log=y_log)
+    ax.pcolormesh(*edges, np.ma.masked_invalid(Z), cmap=CMAP, norm=norm)
     set_axis(ax, "x", x, xs, log=x_log)
     set_axis(ax, "y", y, ys, log=y_log)
     if Z.size <= MAX_ANNOTATED:
@@ -272,14 +216,8 @@ def draw_success_contour(ax: Axes, data: pd.DataFrame, *, x: str, y: str) -> boo
     crosses = finite.size > 0 and finite.min() < SUCCESS < finite.max()
     if min(S.shape) < 2 or not crosses:
         return False
-    lines = ax.contour(
-        xs,
-        ys,
-        np.ma.masked_invalid(S),
-        levels=[SUCCESS],
-        colors="white",
-        linewidths=2.0,
-    )
+    S = np.ma.masked_invalid(S)
+    lines = ax.contour(xs, ys, S, levels=[SUCCESS], colors="white", linewidths=2.0)
     lines.set_path_effects([patheffects.withStroke(linewidth=3.5, foreground="black")])
     return True
 
@@ -287,19 +225,11 @@ def draw_success_contour(ax: Axes, data: pd.DataFrame, *, x: str, y: str) -> boo
 def _annotate(ax: Axes, xs, ys, Z: np.ndarray, *, norm: Normalize) -> None:
     """The value of each cell, dark text on light colours."""
     spec = ".2g" if isinstance(norm, LogNorm) else ".2f"
-    for i, y in enumerate(ys):
-        for j, x in enumerate(xs):
-            if np.isfinite(Z[i, j]):
-                color = "white" if norm(Z[i, j]) < 0.6 else "black"
-                ax.text(
-                    x,
-                    y,
-                    format(Z[i, j], spec),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color=color,
-                )
+    style = {"ha": "center", "va": "center", "fontsize": 7}
+    for (i, j), z in np.ndenumerate(Z):
+        if np.isfinite(z):
+            color = "white" if norm(z) < 0.6 else "black"
+            ax.text(xs[j], ys[i], format(z, spec), color=color, **style)
 
 
 def phase_figure(
@@ -309,18 +239,26 @@ def phase_figure(
     only x varies, a bar chart if nothing does. results: one row per cell."""
     if axes.x is None or axes.y is None:
         return line_figure(results, axes, metric, sweep=sweep)
+    norm = metric_norm(results[metric], metric)
+    draw = partial(draw_phase, x=axes.x, y=axes.y, metric=metric, norm=norm)
+    fig, axs, keys = _panel_figure(results, axes, draw)
+    label = METRIC_LABELS.get(metric, metric)
+    fig.colorbar(ScalarMappable(norm, CMAP), ax=axs, label=label)
+    note = "white line: 50 % success contour; grey: failed or missing cell"
+    _suptitle(fig, f"{metric} over {axes.x} x {axes.y}", keys, sweep, note)
+    return fig
+
+
+def _panel_figure(results: pd.DataFrame, axes: PlotAxes, draw):
+    """A panel per combination of panel keys, titled by it; ``draw(ax, rows)`` fills
+    each. Returns (fig, list of axes, the keys named in titles)."""
     keys = label_keys(results, axes.panels)
     groups = panel_groups(results, axes.panels)
     fig, axs = _panel_grid(len(groups))
-    norm = metric_norm(results[metric], metric)
     for ax, (values, rows) in zip(axs, groups, strict=True):
-        draw_phase(ax, rows, x=axes.x, y=axes.y, metric=metric, norm=norm)
+        draw(ax, rows)
         ax.set_title(panel_label(values, keys), fontsize=9)
-    fig.colorbar(ScalarMappable(norm, CMAP), ax=axs, label=metric_label(metric))
-    what = f"{METRIC_NAMES.get(metric, metric)} over {axes.x} x {axes.y}"
-    note = "white line: 50 % success contour; grey: failed or missing cell"
-    _suptitle(fig, what, keys, sweep, note)
-    return fig
+    return fig, axs, keys
 
 
 # --- lines and bars ------------------------------------------------------------------
@@ -330,17 +268,9 @@ def draw_errorbar(
     ax: Axes, rows: pd.DataFrame, *, x: str, metric: str, **style
 ) -> bool:
     """Mean ``metric`` against ``x`` with standard-error bars; rows: one per cell."""
-    frame = (
-        pd.DataFrame(
-            {
-                "x": numeric_values(rows[x]),
-                "mean": pd.to_numeric(rows[metric], errors="coerce"),
-                "sem": pd.to_numeric(rows.get(f"{metric}_sem"), errors="coerce"),
-            }
-        )
-        .dropna(subset=["x"])
-        .sort_values("x")
-    )
+    frame = pd.DataFrame({"x": _floats(rows[x]), "mean": _floats(rows[metric])})
+    frame["sem"] = rows.get(f"{metric}_sem", np.nan)
+    frame = frame.dropna(subset=["x"]).sort_values("x")
     if frame.empty:
         return False
     mean = frame["mean"].to_numpy(float)
@@ -353,8 +283,8 @@ def draw_errorbar(
 
 def _metric_axis(ax: Axes, metric: str, values: pd.Series) -> None:
     """Label, and a log scale for error metrics (if any value can be shown on it)."""
-    ax.set_ylabel(metric_label(metric), fontsize=8)
-    if metric in LOG_METRICS and (pd.to_numeric(values, errors="coerce") > 0).any():
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+    if metric in LOG_METRICS and (_floats(values) > 0).any():
         ax.set_yscale("log", nonpositive="clip")
     elif metric in RATE_METRICS:
         ax.set_ylim(-0.03, 1.03)
@@ -375,12 +305,13 @@ def line_figure(
     for (values, rows), color in zip(groups, _colors(len(groups)), strict=True):
         label = panel_label(values, keys)
         draw_errorbar(ax, rows, x=x, metric=metric, color=color, label=label)
-    xs = numeric_values(results[x]).to_numpy(float)
+    xs = _floats(results[x]).to_numpy(float)
     set_axis(ax, "x", x, xs, log=use_log(x, xs))
     _metric_axis(ax, metric, results[metric])
     if len(groups) > 1:
         ax.legend(fontsize=7)
-    _suptitle(fig, f"{METRIC_NAMES.get(metric, metric)} against {x}", keys, sweep)
+    lines = f", a line per {', '.join(keys)}" if keys else ""
+    _suptitle(fig, f"{metric} against {x}{lines}", (), sweep)
     return fig
 
 
@@ -392,16 +323,17 @@ def bar_figure(
     groups = panel_groups(results, axes.panels)
     fig = Figure(figsize=(max(4.0, 1.1 * len(groups) + 2), 4.6), layout="constrained")
     ax = fig.add_subplot()
-    mean = [pd.to_numeric(rows[metric], errors="coerce").mean() for _, rows in groups]
-    sem = [rows.get(f"{metric}_sem", pd.Series([0.0])).iloc[0] for _, rows in groups]
+    mean = [_floats(rows[metric]).mean() for _, rows in groups]
+    sem = [rows.get(f"{metric}_sem", pd.Series([np.nan])).iloc[0] for _, rows in groups]
     if metric in LOG_METRICS:
         mean = np.clip(mean, NMSE_FLOOR, None)
     ticks = np.arange(len(groups))
-    ax.bar(ticks, mean, yerr=np.nan_to_num(sem), color=_colors(len(groups)), capsize=3)
+    ax.bar(ticks, mean, yerr=sem, color=_colors(len(groups)), capsize=3)
     labels = [panel_label(values, keys) for values, _ in groups]
     ax.set_xticks(ticks, labels=labels, rotation=30, ha="right", fontsize=8)
     _metric_axis(ax, metric, pd.Series(mean))
-    _suptitle(fig, f"{METRIC_NAMES.get(metric, metric)}: nothing swept", keys, sweep)
+    what = f"{metric}, a bar per {', '.join(keys)}" if keys else f"{metric}, one cell"
+    _suptitle(fig, what, (), sweep)
     return fig
 
 
@@ -415,27 +347,23 @@ def capacity_figure(
     bars = standard error, a panel per method (panel combination)."""
     if axes.x is None or axes.y is None:
         return line_figure(results, axes, metric, sweep=sweep)
-    keys = label_keys(results, axes.panels)
-    groups = panel_groups(results, axes.panels)
-    fig, axs = _panel_grid(len(groups))
-    x_all = numeric_values(results[axes.x])
-    levels = np.unique(x_all.dropna().to_numpy(float))
+    levels = np.unique(_floats(results[axes.x]).dropna().to_numpy())
     scale = LogNorm if use_log(axes.x, levels) else Normalize
     norm = scale(levels.min(), levels.max())
-    for ax, (values, rows) in zip(axs, groups, strict=True):
-        x_rows = numeric_values(rows[axes.x]).to_numpy(float)
+
+    def draw(ax: Axes, rows: pd.DataFrame) -> None:
+        x_rows = _floats(rows[axes.x]).to_numpy()
         for level in levels:
             color = _level_color(level, levels, norm)
-            draw_errorbar(
-                ax, rows[x_rows == level], x=axes.y, metric=metric, color=color
-            )
-        ys = numeric_values(rows[axes.y]).to_numpy(float)
+            at_level = rows[x_rows == level]
+            draw_errorbar(ax, at_level, x=axes.y, metric=metric, color=color)
+        ys = _floats(rows[axes.y]).to_numpy()
         set_axis(ax, "x", axes.y, ys, log=use_log(axes.y, ys))
         _metric_axis(ax, metric, rows[metric])
-        ax.set_title(panel_label(values, keys), fontsize=9)
+
+    fig, axs, keys = _panel_figure(results, axes, draw)
     _level_key(fig, axs, axes.x, levels, norm)
-    what = f"{METRIC_NAMES.get(metric, metric)} against {axes.y}, a line per {axes.x}"
-    _suptitle(fig, what, keys, sweep)
+    _suptitle(fig, f"{metric} against {axes.y}, a line per {axes.x}", keys, sweep)
     return fig
 
 
@@ -447,22 +375,14 @@ def _level_color(level: float, levels: np.ndarray, norm: Normalize):
 def _level_key(fig: Figure, axs: list[Axes], key: str, levels, norm) -> None:
     """A legend for a few lines, a colorbar for many."""
     if levels.size <= MAX_LEGEND:  # outside the panels: lines fill them
-        lines = [
-            Line2D([], [], color=_level_color(v, levels, norm), marker="o")
-            for v in levels
-        ]
-        fig.legend(
-            lines,
-            [fmt(v) for v in levels],
-            loc="outside right upper",
-            title=axis_label(key),
-            fontsize=8,
-            title_fontsize=8,
-        )
+        colors = [_level_color(v, levels, norm) for v in levels]
+        lines = [Line2D([], [], color=c, marker="o") for c in colors]
+        style = {"title": AXIS_LABELS.get(key, key), "fontsize": 8, "title_fontsize": 8}
+        fig.legend(lines, [fmt(v) for v in levels], loc="outside right upper", **style)
         return
     # colours span 0..0.9 of viridis, the colorbar maps the same range
     colors = ListedColormap(CMAP(np.linspace(0, 0.9, 256)))
-    fig.colorbar(ScalarMappable(norm, colors), ax=axs, label=axis_label(key))
+    fig.colorbar(ScalarMappable(norm, colors), ax=axs, label=AXIS_LABELS.get(key, key))
 
 
 def capacity_number_figure(
@@ -470,33 +390,19 @@ def capacity_number_figure(
 ) -> Figure:
     """The largest sparsity recovered at >= 50 % success against neurons, a line per
     panel combination. capacity: from ``aggregate.capacity_number``."""
+    found = (_floats(capacity[CAPACITY]) > 0).any()
+    if found and axes.y is None:
+        return bar_figure(capacity, axes, CAPACITY, sweep=sweep)
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    keys = label_keys(capacity, axes.panels)
-    values = pd.to_numeric(capacity[CAPACITY], errors="coerce")
-    if not (values > 0).any():
-        why = (
-            "needs a sparsity or k axis"
-            if axes.x not in ("sparsity", "k")
-            else ("no cell reached 50 % success")
-        )
+    if not found:
+        why = "no cell reached 50 % success"
+        if axes.x not in ("sparsity", "k"):
+            why = "needs a sparsity or k axis"
         _note(ax, f"no capacity number: {why}")
-    elif axes.y is None:
-        groups = panel_groups(capacity, axes.panels)
-        ax.bar(
-            range(len(groups)),
-            [rows[CAPACITY].iloc[0] for _, rows in groups],
-            color=_colors(len(groups)),
-        )
-        labels = [panel_label(v, keys) for v, _ in groups]
-        ax.set_xticks(range(len(groups)), labels=labels, rotation=30, ha="right")
-        ax.set_yscale("log")
     else:
-        _capacity_lines(ax, capacity, axes, keys)
-    ax.set_ylabel(
-        f"largest {axes.x or 'sparsity'} with >= 50 % success\n"
-        "(as fraction p of active features)"
-    )
+        _capacity_lines(ax, capacity, axes, label_keys(capacity, axes.panels))
+    ax.set_ylabel(METRIC_LABELS[CAPACITY])
     _suptitle(fig, f"capacity: largest {axes.x} at >= 50 % success", (), sweep)
     return fig
 
@@ -507,27 +413,17 @@ def _capacity_lines(ax: Axes, capacity: pd.DataFrame, axes: PlotAxes, keys) -> N
     groups = panel_groups(capacity, axes.panels)
     colors = _colors(len(groups))
     for i, ((values, rows), color) in enumerate(zip(groups, colors, strict=True)):
-        frame = pd.DataFrame(
-            {
-                "y": numeric_values(rows[axes.y]),
-                "c": pd.to_numeric(rows[CAPACITY], errors="coerce"),
-            }
-        ).sort_values("y")
+        frame = pd.DataFrame({"y": _floats(rows[axes.y]), "c": _floats(rows[CAPACITY])})
+        frame = frame.sort_values("y")
         label = panel_label(values, keys)
         if not (frame["c"] > 0).any():
             label += " (never >= 50 %)"
-        ax.plot(
-            frame["y"],
-            frame["c"],
-            color=color,
-            label=label,
-            marker=MARKERS[i % len(MARKERS)],
-            ms=8 - 4 * i / len(groups),
-            linestyle=DASHES[i % len(DASHES)],
-        )
-    ys = numeric_values(capacity[axes.y]).to_numpy(float)
+        style = {"marker": MARKERS[i % len(MARKERS)], "ms": 8 - 4 * i / len(groups)}
+        style |= {"color": color, "linestyle": DASHES[i % len(DASHES)]}
+        ax.plot(frame["y"], frame["c"], label=label, **style)
+    ys = _floats(capacity[axes.y]).to_numpy(float)
     set_axis(ax, "x", axes.y, ys, log=use_log(axes.y, ys))
-    found = pd.to_numeric(capacity[CAPACITY], errors="coerce").to_numpy(float)
+    found = _floats(capacity[CAPACITY]).to_numpy(float)
     set_axis(ax, "y", CAPACITY, found[found > 0], log=True)
     if len(groups) > 1:
         ax.legend(fontsize=7)

@@ -56,6 +56,7 @@ def make_sweep(
     sparsity: Iterable[float] = (0.01, 0.1),
     trials: int = 3,
     failed_cells: Iterable[str] = (),
+    missing_cells: Iterable[str] = (),
     rng_seed: int = 0,
     extra_keys: Mapping[str, Iterable[object]] | None = None,
     name: str = "2025-01-01_12-00-00",
@@ -65,17 +66,21 @@ def make_sweep(
     extra_keys: further swept keys, e.g. {"method.alpha": (0.01, 0.1)} or
     {"n_features": (20, 40)}; a "k" entry sweeps k (use sparsity=(None,) with it).
     failed_cells: cell names (see ``cell_name``) written as failed.
+    missing_cells: cell names whose job died at once: a ``.hydra`` folder, no files.
     """
     sweep_dir = Path(root) / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "multirun.yaml").write_text("hydra: {}\n")
     grid = {"method": methods, "neurons": neurons, "sparsity": sparsity}
     grid |= dict(extra_keys or {})
-    failed = set(failed_cells)
+    failed, missing = set(failed_cells), set(missing_cells)
     for values in itertools.product(*map(tuple, grid.values())):
         keys = dict(zip(grid, values, strict=True))
         cell = cell_name(keys)
         config = _config(keys, trials)
+        if cell in missing:
+            (sweep_dir / cell / ".hydra").mkdir(parents=True, exist_ok=True)
+            continue
         _write_cell(sweep_dir, cell, config, failed=cell in failed, seed=rng_seed)
     return sweep_dir
 
