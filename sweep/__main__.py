@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sweep import OUTPUTS_DIR, callbacks, config, job
+from sweep.folders import MODELS_DIR
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -19,9 +20,13 @@ def main(cfg: DictConfig) -> dict:
     """One cell, in a Hydra job (a joblib worker in a multirun)."""
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
-    sweep = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else ""
+    multirun = hc.mode.name == "MULTIRUN"
     return job.run(
-        cfg, out_dir, sweep=sweep, cell=hc.job.override_dirname or out_dir.name
+        cfg,
+        out_dir,
+        sweep=Path(hc.sweep.dir).name if multirun else "",
+        cell=hc.job.override_dirname or out_dir.name,
+        cache_dir=Path(hc.sweep.dir) / MODELS_DIR if multirun else None,
     )
 
 

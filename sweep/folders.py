@@ -4,11 +4,15 @@ Shared by ``job`` (writes a cell), the callbacks (summarise a sweep) and ``analy
 (reads one). Light imports only: the analysis imports it.
 """
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from sweep import schema
 
@@ -61,3 +65,40 @@ def write_json(obj: dict, path: Path) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=1, default=str)
     write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# --- trained models, cached per (model keys, trial) in the sweep folder -----------
+
+MODELS_DIR = "models"
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (two cells never train the same model)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_model(path: Path) -> dict | None:
+    """Arrays and info of a cached model, or None if absent or unreadable."""
+    try:
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files if key != "info"}
+            return arrays | {"info": json.loads(str(stored["info"]))}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_model(path: Path, arrays: dict, info: dict) -> None:
+    """Cache a model's arrays and info in one .npz file, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object: savez adds no suffix
+            np.savez(handle, info=json.dumps(info), **arrays)
+
+    write_atomic(path, write)

@@ -25,10 +25,17 @@ from threadpoolctl import threadpool_limits
 from sweep import PROJECT_ROOT, config, schema
 from sweep.config import flatten
 from sweep.data import add_noise, sparse_features
-from sweep.folders import read_status, write_atomic, write_json
+from sweep.folders import (
+    load_model,
+    locked,
+    read_status,
+    save_model,
+    write_atomic,
+    write_json,
+)
 from sweep.methods import METHODS
 from sweep.metrics import feature_metrics, recovery_metrics
-from sweep.models import MODELS
+from sweep.models import MODELS, TRAINED, Model
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +47,20 @@ DATA_KEYS = ("n_features", "sparsity", "k")
 MODEL_KEYS = ("n_features", "neurons")
 
 
-def run(cfg: Any, out_dir: Path, *, sweep: str = "", cell: str = "") -> dict:
-    """Run the cell of ``cfg`` into ``out_dir``; return its status (never raises)."""
+def run(
+    cfg: Any,
+    out_dir: Path,
+    *,
+    sweep: str = "",
+    cell: str = "",
+    cache_dir: Path | None = None,
+) -> dict:
+    """Run the cell of ``cfg`` into ``out_dir``; return its status (never raises).
+
+    Trained models are cached in (and reused from) ``cache_dir`` when it is given.
+    """
     try:
-        return _run(flatten(cfg), Path(out_dir), sweep=sweep, cell=cell)
+        return _run(flatten(cfg), Path(out_dir), sweep, cell, cache_dir)
     except FolderConflict as err:  # nothing is written: the folder keeps its results
         log.error("refused %s: %s", cell or out_dir, err)
         return {"status": "failed", "error": str(err)}
@@ -52,7 +69,7 @@ def run(cfg: Any, out_dir: Path, *, sweep: str = "", cell: str = "") -> dict:
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
+def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir) -> dict:
     identity = {"sweep": sweep, "cell": cell}
     cached = _previous(out_dir, flat)
     if cached:
@@ -63,9 +80,9 @@ def _run(flat: dict, out_dir: Path, *, sweep: str, cell: str) -> dict:
     try:
         _inject_failure(cell)
         with threadpool_limits(1):  # the sweep is the unit of parallelism
-            metrics, features, samples = run_trials(flat)
-        _write_parquet(features, out_dir / schema.FEATURES_FILE)
-        _write_parquet(samples, out_dir / schema.SAMPLES_FILE)
+            metrics, tables = run_trials(flat, cache_dir)
+        for name, table in tables.items():
+            _write_parquet(table, out_dir / name)
     except Exception as err:  # a cell never raises: its failure is a result
         status = {
             "status": "failed",
@@ -88,35 +105,90 @@ def _inject_failure(cell: str) -> None:
         raise RuntimeError(f"injected failure ({FAIL_ENV})")
 
 
-def run_trials(flat: dict) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
-    """All trials of a cell: per-trial metric dicts, features and samples tables."""
+def run_trials(
+    flat: dict, cache_dir: Path | None = None
+) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """All trials of a cell: per-trial metric dicts, and the tables to write."""
+    t0 = time.perf_counter()
+    models = build_models(flat, cache_dir)
+    fit_seconds = (time.perf_counter() - t0) / len(models)  # trials train together
     metrics, features, samples = [], [], []
-    for trial in range(flat["trials"]):
-        row, feats, X, X_hat = run_trial(flat, trial)
-        metrics.append(row)
+    for trial, model in enumerate(models):
+        row, feats, X, X_hat = run_trial(flat, trial, model)
+        metrics.append(row | {"fit_seconds": fit_seconds})
         features.append(feats.assign(trial=trial))
         if trial == 0:
             samples.append(_long_form(X[:N_SHOWN], X_hat[:N_SHOWN], trial))
-    return metrics, pd.concat(features, ignore_index=True), pd.concat(samples)
+    tables = {
+        schema.FEATURES_FILE: pd.concat(features, ignore_index=True),
+        schema.SAMPLES_FILE: pd.concat(samples),
+    }
+    if flat["model"] in TRAINED:  # the paper's figures need the trained W itself
+        tables[schema.WEIGHTS_FILE] = _weights(models)
+    return metrics, tables
+
+
+def build_models(flat: dict, cache_dir: Path | None = None) -> list[Model]:
+    """One model per trial; trained models come from (and go to) ``cache_dir``."""
+    keys = _model_keys(flat)
+    rngs = [stream(flat, t, "model", keys) for t in range(flat["trials"])]
+    params = _params(flat, "model")
+    if flat["model"] in TRAINED:
+        params |= {"sparsity": flat["sparsity"], "k": flat["k"]}
+
+    def build(gens: list) -> list[Model]:
+        n, m = flat["n_features"], flat["neurons"]
+        return MODELS[flat["model"]](n, m, rngs=gens, **params)
+
+    if flat["model"] not in TRAINED or cache_dir is None:
+        return build(rngs)
+    folder = cache_dir / config.fingerprint(keys | {"seed": flat["seed"]})[:16]
+    with locked(folder):  # a second cell of this model waits, then loads
+        models = {t: _load(folder / f"trial{t}.npz") for t in range(len(rngs))}
+        missing = [t for t, model in models.items() if model is None]
+        built = build([rngs[t] for t in missing]) if missing else []
+        for t, model in zip(missing, built, strict=True):
+            arrays = {"W": model.W, "b": model.b, "importance": model.importance}
+            save_model(folder / f"trial{t}.npz", arrays, model.info)
+            models[t] = model
+    return [models[t] for t in range(len(rngs))]
+
+
+def _load(path: Path) -> Model | None:
+    stored = load_model(path)
+    return None if stored is None else Model(**stored)
+
+
+def _model_keys(flat: dict) -> dict:
+    """The keys a trial's model depends on (trained ones: on the data too)."""
+    keys = _group(flat, "model") | {key: flat[key] for key in MODEL_KEYS}
+    if flat["model"] in TRAINED:
+        keys |= {key: flat[key] for key in DATA_KEYS}
+    return keys
+
+
+def _weights(models: list[Model]) -> pd.DataFrame:
+    """W of every trial in long form: trial, neuron, feature, value."""
+    frames = []
+    for trial, model in enumerate(models):
+        neuron, feature = np.indices(model.W.shape)
+        frames.append(pd.DataFrame({
+            "trial": trial, "neuron": neuron.ravel(), "feature": feature.ravel(),
+            "value": model.W.ravel(),
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
 
 
 def run_trial(
-    flat: dict, trial: int
+    flat: dict, trial: int, model: Model
 ) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
-    """One trial: draw X and the model, compress, recover, score.
+    """One trial: draw X, compress with the trial's model, recover, score.
 
     Returns the trial's metrics, its per-feature table, X and X_hat (n_samples, n).
     """
-    n, m = flat["n_features"], flat["neurons"]
     data = {key: flat[key] for key in DATA_KEYS}
-    model_keys = _group(flat, "model") | {key: flat[key] for key in MODEL_KEYS}
-    t0 = time.perf_counter()
-    model = MODELS[flat["model"]](
-        n, m, rng=stream(flat, trial, "model", model_keys), **_params(flat, "model")
-    )
-    fit_seconds = time.perf_counter() - t0
     X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
-    noise_keys = model_keys | data | {"noise": flat["noise"]}
+    noise_keys = _model_keys(flat) | data | {"noise": flat["noise"]}
     H = add_noise(
         X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
     )
@@ -139,8 +211,7 @@ def run_trial(
         importance=model.importance,
         success_tol=flat["success_tol"],
     )
-    row |= model.info | recovery.info
-    row |= {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
+    row |= model.info | recovery.info | {"recover_seconds": recover_seconds}
     feats = feature_metrics(
         X, recovery.X_hat, W=model.W, b=model.b, importance=model.importance
     )

@@ -1,9 +1,13 @@
 """Compression models: W (n_neurons, n_features) and b (n_features,) for each trial."""
 
+import ctypes
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
+from sweep.checks import integer, real
+from sweep.data import sparse_features
 from sweep.registry import Registry
 
 MODELS = Registry("model")
@@ -23,7 +27,11 @@ class Model:
     info: dict = field(default_factory=dict)  # per-trial scalars for metrics.parquet
 
 
-@MODELS.register("random")
+# Models trained on the cell's data: their W depends on sparsity / k, and a trained
+# model is cached in the sweep folder and shared by every method's cell.
+TRAINED = frozenset({"toy_relu", "toy_linear"})
+
+
 def random_model(n_features: int, n_neurons: int, *, rng: np.random.Generator) -> Model:
     """Zero-mean Gaussian W with unit-norm columns, b = 0, uniform importance."""
     W = rng.standard_normal((n_neurons, n_features))
@@ -31,7 +39,232 @@ def random_model(n_features: int, n_neurons: int, *, rng: np.random.Generator) -
     return Model(W=W, b=np.zeros(n_features), importance=np.ones(n_features))
 
 
+@MODELS.register("random")
+def random_models(n_features: int, n_neurons: int, *, rngs) -> list[Model]:
+    """One ``random_model`` per trial generator."""
+    return [random_model(n_features, n_neurons, rng=rng) for rng in rngs]
+
+
 def represented(W: np.ndarray) -> np.ndarray:
     """Boolean (n_features,): columns of W long enough to count as represented."""
     norms = np.linalg.norm(W, axis=0)
     return norms > UNREPRESENTED * norms.max(initial=0.0)
+
+
+# --- trained toy models (Elhage et al. 2022, section "Demonstrating Superposition") ---
+
+
+def toy_forward(
+    W: np.ndarray, b: np.ndarray, X: np.ndarray, *, relu: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x' = ReLU(W^T W x + b) for a stack of instances.
+
+    W (n_inst, n_neurons, n_features), b (n_inst, n_features), X (n_inst, batch, n).
+    Returns H (n_inst, batch, n_neurons), the pre-activation and x'.
+    """
+    H = X @ W.transpose(0, 2, 1)
+    pre = H @ W + b[:, None, :]
+    return H, pre, np.maximum(pre, 0.0) if relu else pre
+
+
+def toy_loss_and_grads(
+    W: np.ndarray, b: np.ndarray, X: np.ndarray, importance: np.ndarray, *, relu: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loss mean_batch sum_i I_i (x_i - x'_i)^2 per instance, and its exact gradients.
+
+    Shapes as in ``toy_forward``; importance (n_features,). Returns loss (n_inst,),
+    dL/dW like W and dL/db like b.
+    """
+    H, pre, out = toy_forward(W, b, X, relu=relu)
+    diff = out - X
+    loss = (diff**2 @ importance).mean(axis=1)
+    g = (2.0 / X.shape[1]) * diff * importance  # dL/dx'
+    if relu:
+        g = g * (pre > 0)  # dL/dpre
+    # pre = X W^T W + b: the W^T W term has two paths back to W
+    dW = H.transpose(0, 2, 1) @ g + (g @ W.transpose(0, 2, 1)).transpose(0, 2, 1) @ X
+    return loss, dW, g.sum(axis=1)
+
+
+def toy_batch(
+    rng: np.random.Generator, batch_size: int, n_features: int, *, sparsity, k, dtype
+) -> np.ndarray:
+    """A fresh training batch (batch_size, n_features) from the cell's distribution."""
+    if k is not None:
+        return sparse_features(batch_size, n_features, rng=rng, k=k).astype(dtype)
+    # One uniform u per entry: active when u < p, and then u / p is again U[0, 1).
+    u = rng.random((batch_size, n_features), dtype=dtype)
+    return np.where(u < sparsity, u / dtype(sparsity), dtype(0))
+
+
+def train_toy(
+    n_features: int,
+    n_neurons: int,
+    *,
+    rngs: list[np.random.Generator],
+    sparsity: float | None,
+    k: int | None,
+    importance: np.ndarray,
+    relu: bool,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    steps: int,
+    dtype=np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train one instance per generator, all together; each sees only its own stream.
+
+    AdamW (decoupled weight decay, as PyTorch's) from W ~ N(0, 2/(n+m)), b = 0.
+    Returns W (n_inst, n_neurons, n_features) and b (n_inst, n_features), float64.
+    """
+    _keep_freed_memory()
+    scale = np.sqrt(2.0 / (n_features + n_neurons))
+    W = np.stack([rng.normal(0, scale, (n_neurons, n_features)) for rng in rngs])
+    params = [W.astype(dtype), np.zeros((len(rngs), n_features), dtype)]
+    adam = AdamW(params, lr=lr, weight_decay=weight_decay)
+    importance = importance.astype(dtype)
+    for _ in range(steps):
+        X = np.stack([
+            toy_batch(rng, batch_size, n_features, sparsity=sparsity, k=k, dtype=dtype)
+            for rng in rngs
+        ])  # fmt: skip
+        _, dW, db = toy_loss_and_grads(*params, X, importance, relu=relu)
+        adam.step([dW, db])
+    return params[0].astype(np.float64), params[1].astype(np.float64)
+
+
+TOY_CHECKS = {
+    "importance_decay": real(0, open_low=True),
+    "lr": real(0, open_low=True),
+    "weight_decay": real(0),
+    "batch_size": integer(1),
+    "steps": integer(1),
+    "restarts": integer(1),
+}
+
+
+@MODELS.register("toy_relu", **TOY_CHECKS)
+def toy_relu(
+    n_features,
+    n_neurons,
+    *,
+    rngs,
+    sparsity,
+    k,
+    importance_decay=0.7,
+    lr=1e-3,
+    weight_decay=0.01,
+    batch_size=1024,
+    steps=10_000,
+    restarts=1,
+) -> list[Model]:
+    """The ReLU output model x' = ReLU(W^T W x + b), one trained model per trial."""
+    return toy_models(**locals(), relu=True)  # locals(): exactly the parameters
+
+
+@MODELS.register("toy_linear", **TOY_CHECKS)
+def toy_linear(
+    n_features,
+    n_neurons,
+    *,
+    rngs,
+    sparsity,
+    k,
+    importance_decay=0.7,
+    lr=1e-3,
+    weight_decay=0.01,
+    batch_size=1024,
+    steps=10_000,
+    restarts=1,
+) -> list[Model]:
+    """The linear model x' = W^T W x + b, one trained model per trial."""
+    return toy_models(**locals(), relu=False)
+
+
+def toy_models(
+    n_features,
+    n_neurons,
+    *,
+    rngs,
+    sparsity,
+    k,
+    importance_decay,
+    restarts,
+    relu,
+    **train,
+) -> list[Model]:
+    """Train ``restarts`` instances per trial, all together; keep each trial's best.
+
+    Importance I_i = importance_decay ** i. A trial's restarts and its evaluation batch
+    come from its own generator only, so a trial's model does not depend on how many
+    trials train beside it. The best restart has the lowest loss on that batch.
+    """
+    importance = importance_decay ** np.arange(n_features, dtype=float)
+    children = [rng.spawn(restarts + 1) for rng in rngs]  # restarts + evaluation
+    W, b = train_toy(
+        n_features, n_neurons, rngs=[c for cs in children for c in cs[:-1]],
+        sparsity=sparsity, k=k, importance=importance, relu=relu, **train,
+    )  # fmt: skip
+    models = []
+    for t, cs in enumerate(children):
+        X = toy_batch(cs[-1], 8192, n_features, sparsity=sparsity, k=k, dtype=float)
+        runs = slice(t * restarts, (t + 1) * restarts)
+        losses, _, _ = toy_loss_and_grads(
+            W[runs], b[runs], np.broadcast_to(X, (restarts, *X.shape)), importance,
+            relu=relu,
+        )  # fmt: skip
+        best = t * restarts + int(np.argmin(losses))
+        models.append(_trained(W[best], b[best], importance, float(losses.min())))
+    return models
+
+
+def _trained(
+    W: np.ndarray, b: np.ndarray, importance: np.ndarray, loss: float
+) -> Model:
+    """A trained Model with the paper's per-trial summaries."""
+    norms = np.linalg.norm(W, axis=0)
+    info = {
+        "n_represented": int(np.sum(norms > 0.5)),
+        "dims_per_feature": float(W.shape[0] / np.sum(W**2)),
+        "train_loss": loss,
+    }
+    return Model(W=W, b=b, importance=importance, info=info)
+
+
+class AdamW:
+    """PyTorch's AdamW (betas 0.9, 0.999, eps 1e-8), updating arrays in place."""
+
+    def __init__(self, params, *, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.lr, self.wd = params, lr, weight_decay
+        self.betas, self.eps = betas, eps
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self, grads) -> None:
+        """One update of every parameter from its gradient."""
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            p *= 1 - self.lr * self.wd
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+
+@cache
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed blocks instead of unmapping them (measured: 2x faster).
+
+    A training step allocates temporaries of about 1 MB; by default glibc returns such
+    blocks to the OS and page-faults fresh ones in on the next step.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD

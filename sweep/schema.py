@@ -8,6 +8,7 @@ SCHEMA_VERSION = 1
 METRICS_FILE = "metrics.parquet"
 FEATURES_FILE = "features.parquet"
 SAMPLES_FILE = "samples.parquet"
+WEIGHTS_FILE = "weights.parquet"  # trained models only: trial, neuron, feature, value
 STATUS_FILE = "status.json"
 ANALYSIS_DIR = "analysis"
 

@@ -86,7 +86,7 @@ BAD = [
     (["noise=-0.1"], "noise=-0.1: allowed is a finite number in [0, inf)"),
     (["noise=inf"], "noise=inf"),
     (["method=foo"], "method='foo': unknown (allowed: basis_pursuit"),
-    (["model=foo"], "model='foo': unknown (allowed: random)"),
+    (["model=foo"], "model='foo': unknown (allowed: random, toy_linear, toy_relu)"),
     (["method.alpha=0.1"], "method omp has no parameter 'alpha'"),
     (["method=lasso", "method.alpha=-1"], "method.alpha=-1 (method=lasso)"),
     (["method=lasso", "method.alpha=0"], "method.alpha=0 (method=lasso)"),
@@ -99,6 +99,10 @@ BAD = [
     (["-m", "neurons=5,0"], "neurons=0"),
     (["-m", "method=omp,nope"], "method='nope': unknown"),
     (["-m", "method=lasso,lasso_lars", "method.alpha=-2"], "method.alpha=-2"),
+    (["model=toy_relu", "model.steps=0"], "model.steps=0 (model=toy_relu)"),
+    (["model=toy_relu", "model.lr=-1"], "model.lr=-1 (model=toy_relu)"),
+    (["model=toy_linear", "model.restarts=1.5"], "model.restarts=1.5"),
+    (["model.steps=10"], "model random has no parameter 'steps'"),
 ]
 
 
@@ -149,3 +153,22 @@ def test_schema_lists_every_top_level_key():
 
     assert tuple(TOP_LEVEL) == schema.CONFIG_KEYS
     assert tuple(GROUPS) == schema.GROUPS
+
+
+@pytest.mark.parametrize("model", ["random", "toy_relu", "toy_linear"])
+def test_every_model_composes_and_validates(model):
+    flat = flatten(_compose(f"model={model}"))
+    assert flat["model"] == model
+    assert validate_cell(flat) == []
+
+
+def test_model_registry_matches_config_files():
+    from sweep.models import MODELS
+    from sweep.registry import Registry
+
+    files = {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
+    assert files == set(MODELS)
+    for name in MODELS:
+        conf = yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
+        assert conf.pop("name") == name
+        assert conf == Registry.params(MODELS[name])

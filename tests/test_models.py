@@ -14,8 +14,11 @@ def test_random_w_unit_columns_zero_mean(rng):
     assert np.array_equal(model.importance, np.ones(400))
 
 
-def test_registry_has_random():
-    assert MODELS["random"] is random_model
+def test_registered_random_draws_one_model_per_trial_stream():
+    rngs = [np.random.default_rng(s) for s in (3, 4)]
+    models = MODELS["random"](10, 4, rngs=rngs)
+    again = random_model(10, 4, rng=np.random.default_rng(4))
+    assert len(models) == 2 and np.array_equal(models[1].W, again.W)
 
 
 def test_represented_threshold():
