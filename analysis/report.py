@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate, plots
+from analysis import aggregate, plots, toy
 from analysis.aggregate import CELL_DIR, PlotAxes
 from sweep import folders
 from sweep.schema import ANALYSIS_DIR, SAMPLES_FILE
@@ -88,6 +88,8 @@ def _write_figures(sweep_dir: Path, results, axes: PlotAxes, capacity, out: Path
     what = f"x={axes.x}, y={axes.y}, panels={', '.join(axes.panels) or 'none'}"
     for file, draw, args in figures:
         _save(partial(draw, *args, sweep=sweep_dir.name), out / file, what)
+    for file, draw, args in toy.figures(sweep_dir, results):  # trained models only
+        _save(partial(draw, *args, sweep=sweep_dir.name), out / file, "toy models")
 
 
 def _save(draw, path: Path, what: str) -> None:

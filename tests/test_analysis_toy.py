@@ -1,0 +1,241 @@
+"""Tests of ``analysis.toy``: the trained toy models' figures, on tiny real sweeps.
+
+Sweeps are written cell by cell through ``sweep.job.run`` (short training), so the
+files are exactly what a real sweep writes; rules are checked on hand-made arrays.
+"""
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+import analysis
+from analysis import aggregate, toy
+from sweep import job
+from sweep.schema import FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
+
+TOY_MODEL = {
+    "name": "toy_relu",
+    "importance_decay": 0.7,
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "batch_size": 64,
+    "steps": 40,
+    "restarts": 1,
+}
+BASE = {
+    "seed": 0,
+    "n_features": 5,
+    "neurons": 2,
+    "sparsity": 0.1,
+    "k": None,
+    "trials": 2,
+    "n_samples": 20,
+    "n_train": 20,
+    "noise": 0.0,
+    "success_tol": 0.01,
+    "model": TOY_MODEL,
+    "method": {"name": "readout"},
+}
+NOT, DEDICATED, SUPERPOSITION = range(3)  # indices into toy.OUTCOMES
+
+
+def make_toy_sweep(root: Path, grid: dict, **fixed) -> Path:
+    """A sweep folder over ``grid`` (key -> values; "model.x" sets a model key),
+    every cell run by ``job.run`` with the shared model cache; returns its path."""
+    sweep = root / "sweep"
+    for values in itertools.product(*grid.values()):
+        keys = dict(zip(grid, values, strict=True)) | fixed
+        cfg = BASE | {k: v for k, v in keys.items() if "." not in k}
+        model = {k.split(".", 1)[1]: v for k, v in keys.items() if "." in k}
+        model |= {"name": keys.get("model", TOY_MODEL["name"])}
+        cfg["model"] = (TOY_MODEL | model) if model["name"] != "random" else model
+        name = ",".join(f"{k}={v}" for k, v in sorted(keys.items()))
+        status = job.run(cfg, sweep / name, cell=name, cache_dir=sweep / "models")
+        assert status["status"] == "ok", status["error"]
+    return sweep
+
+
+def toy_figures(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob("toy_*.png"))
+
+
+def run_analysis(sweep: Path, caplog) -> Path:
+    with caplog.at_level(logging.INFO):
+        out = analysis.run(sweep)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    return out
+
+
+# --- pure rules ----------------------------------------------------------------------
+
+
+def test_classify_gives_all_three_outcomes():
+    norms = np.array([[1.0, 0.1], [0.1, 1.0], [1.0, 0.9], [0.2, 0.3], [0.6, 0.5]])
+    expected = [NOT, DEDICATED, SUPERPOSITION, NOT, NOT]  # 0.5 itself is not > 0.5
+    np.testing.assert_array_equal(toy.classify(norms), expected)
+    assert [toy.OUTCOMES[c] for c in expected[:3]] == [
+        "not represented",
+        "dedicated dimension",
+        "superposition",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codes", "losses", "winner"),
+    [
+        ([NOT, SUPERPOSITION, SUPERPOSITION], [0.1, 0.5, 0.5], SUPERPOSITION),
+        ([NOT, SUPERPOSITION], [0.5, 0.1], SUPERPOSITION),  # tie: lowest loss
+        ([NOT, SUPERPOSITION], [0.1, 0.5], NOT),
+        ([NOT, DEDICATED, SUPERPOSITION], [np.nan, 0.3, 0.2], SUPERPOSITION),
+        ([DEDICATED, NOT], [np.nan, np.nan], DEDICATED),  # no losses: first trial
+    ],
+)
+def test_majority_and_its_tie_break(codes, losses, winner):
+    assert toy.majority(np.array(codes), np.array(losses)) == winner
+
+
+def test_cell_outcome_reads_norms_and_losses(tmp_path):
+    norms = [[1.0, 0.1], [1.0, 0.9], [1.1, 0.8]]  # not, superposition twice
+    trial, feature = np.divmod(np.arange(6), 2)
+    feats = pd.DataFrame({"trial": trial, "feature": feature, "norm": np.ravel(norms)})
+    feats.to_parquet(tmp_path / FEATURES_FILE)
+    losses = pd.DataFrame({"trial": [0, 1, 2], "train_loss": [0.01, 0.2, 0.3]})
+    losses.to_parquet(tmp_path / METRICS_FILE)
+    assert toy.cell_outcome(tmp_path) == (SUPERPOSITION, 2, 3)
+
+
+def test_gram_is_w_transpose_w(rng):
+    W = rng.standard_normal((3, 7))
+    G = toy.gram(W)
+    assert G.shape == (7, 7)
+    for i, j in itertools.product(range(7), repeat=2):
+        assert G[i, j] == pytest.approx(sum(W[k, i] * W[k, j] for k in range(3)))
+
+
+def test_figures_build_from_hand_made_arrays(rng):
+    W = rng.standard_normal((2, 5))
+    column = toy.WeightsColumn("S=0.9", toy.gram(W), np.linalg.norm(W, axis=0), W[0])
+    assert isinstance(toy.weights_figure([column] * 3, what="w"), Figure)
+    assert isinstance(toy.directions_figure([("S=0.9", W)], what="d"), Figure)
+    assert isinstance(toy.weights_figure([], what="nothing readable"), Figure)
+
+
+# --- from a real sweep's files -------------------------------------------------------
+
+
+def test_weights_are_read_exactly_from_weights_parquet(tmp_path):
+    sweep = make_toy_sweep(tmp_path, {"sparsity": (0.1,)}, n_features=6, neurons=3)
+    (cell,) = [p for p in sweep.iterdir() if (p / WEIGHTS_FILE).exists()]
+    long = pd.read_parquet(cell / WEIGHTS_FILE)
+    long = long[long["trial"] == 1]
+    W = np.zeros((3, 6))
+    for row in long.itertuples():
+        W[row.neuron, row.feature] = row.value
+    np.testing.assert_array_equal(toy.load_weights(cell, trial=1), W)
+    np.testing.assert_array_equal(toy.gram(toy.load_weights(cell, trial=1)), W.T @ W)
+    column = toy.weights_column(cell, "t")  # trial 0
+    trial0 = toy.load_weights(cell, trial=0)
+    np.testing.assert_array_equal(column.G, trial0.T @ trial0)
+    np.testing.assert_allclose(column.norms, np.linalg.norm(trial0, axis=0))
+
+
+def test_one_cell_per_model_configuration(tmp_path):
+    grid = {"sparsity": (0.3, 0.03), "method": ("readout", "lstsq")}
+    sweep = tmp_path / "sweep"
+    for values in itertools.product(*grid.values()):
+        keys = dict(zip(grid, values, strict=True))
+        cfg = BASE | {"sparsity": keys["sparsity"], "method": {"name": keys["method"]}}
+        job.run(cfg, sweep / f"m={keys['method']},s={keys['sparsity']}")
+    results = aggregate.aggregate_trials(aggregate.load_sweep(sweep)[0])
+    cells = toy.trained_cells(sweep, results)
+    assert len(results) == 4 and len(cells) == 2  # methods share one W
+    assert sorted(cells["S"]) == [0.7, 0.97]
+    np.testing.assert_allclose(cells[toy.INV_DENSITY], 1 / (1 - cells["S"]))
+
+
+def test_sparsity_sweep_of_two_neurons_draws_directions(tmp_path, caplog):
+    grid = {"sparsity": (1, 0.1), "model": ("toy_relu", "toy_linear")}
+    out = run_analysis(make_toy_sweep(tmp_path, grid), caplog)
+    assert toy_figures(out) == [
+        "toy_dimensionality.png",
+        "toy_directions.png",
+        "toy_represented.png",
+        "toy_weights_model=toy_linear.png",
+        "toy_weights_model=toy_relu.png",
+    ]
+    assert all((out / name).stat().st_size > 0 for name in toy_figures(out))
+
+
+def test_no_directions_without_two_neurons(tmp_path, caplog):
+    out = run_analysis(
+        make_toy_sweep(tmp_path, {"sparsity": (1, 0.1)}, neurons=3), caplog
+    )
+    assert "toy_directions.png" not in toy_figures(out)
+    assert "toy_represented.png" in toy_figures(out)
+
+
+def test_phase_change_for_two_features_in_one_neuron(tmp_path, caplog):
+    grid = {"model.importance_decay": (0.3, 3.0), "sparsity": (1, 0.1)}
+    sweep = make_toy_sweep(tmp_path, grid, n_features=2, neurons=1, trials=3)
+    out = run_analysis(sweep, caplog)
+    assert "toy_phase_change.png" in toy_figures(out)
+    assert "toy_directions.png" not in toy_figures(out)
+    weights = [n for n in toy_figures(out) if n.startswith("toy_weights_")]
+    assert len(weights) == 2  # one per importance
+    results = pd.read_parquet(out / "results.parquet")
+    cells = toy.phase_cells(toy.trained_cells(sweep, results))
+    table = toy.phase_table(sweep, cells)
+    assert len(table) == 4 and (table["n_trials"] == 3).all()
+    for cell, found in zip(cells.itertuples(), table.itertuples(), strict=True):
+        feats = toy.load_features(sweep / cell.cell_dir)
+        norms = feats.pivot(index="trial", columns="feature", values="norm")
+        losses = pd.read_parquet(sweep / cell.cell_dir / METRICS_FILE)["train_loss"]
+        codes = toy.classify(norms.to_numpy())
+        assert found.density == pytest.approx(1 - cell.S)
+        assert found.outcome == toy.majority(codes, losses.to_numpy())
+        assert found.n_win == (codes == found.outcome).sum()
+
+
+@pytest.mark.parametrize(
+    ("grid", "fixed"),
+    [
+        ({"sparsity": (1, 0.1)}, {"n_features": 2, "neurons": 1}),  # no importance
+        ({"model.importance_decay": (0.3, 3.0)}, {"n_features": 2, "neurons": 1}),
+        (
+            {"model.importance_decay": (0.3, 3.0), "sparsity": (1, 0.1)},
+            {"n_features": 3, "neurons": 1},
+        ),
+    ],
+)
+def test_no_phase_change_otherwise(tmp_path, caplog, grid, fixed):
+    out = run_analysis(make_toy_sweep(tmp_path, grid, **fixed), caplog)
+    assert "toy_phase_change.png" not in toy_figures(out)
+
+
+def test_random_model_sweep_writes_no_toy_figure(tmp_path, caplog):
+    grid = {"sparsity": (0.3, 0.1), "neurons": (2, 3)}
+    sweep = make_toy_sweep(tmp_path, grid, model="random")
+    assert not list(sweep.rglob(WEIGHTS_FILE))
+    out = run_analysis(sweep, caplog)
+    assert toy_figures(out) == []
+    assert (out / "phase_success_rate.png").exists()  # the rest is drawn
+
+
+def test_unreadable_weights_are_logged_never_raised(tmp_path, caplog):
+    sweep = make_toy_sweep(tmp_path, {"sparsity": (1, 0.1)})
+    broken = next(sweep.rglob(WEIGHTS_FILE))
+    broken.write_bytes(b"not parquet")
+    with caplog.at_level(logging.INFO):
+        out = analysis.run(sweep)
+    assert str(broken.parent.name) in caplog.text
+    assert toy_figures(out) == [
+        "toy_dimensionality.png",
+        "toy_directions.png",
+        "toy_represented.png",
+        "toy_weights_model=toy_relu.png",
+    ]
