@@ -45,6 +45,7 @@ def cli(argv: list[str]) -> int:
     """Validate every point of the grid, run it, and return the exit code."""
     informational = {"--help", "-h", "--hydra-help", "--info", "--cfg", "-c"}
     if not informational & set(argv):
+        argv = config.force_group_params(argv)
         errors = config.validate_argv(argv)
         if errors:
             sys.stderr.write("error: bad input, nothing ran:\n")

@@ -135,6 +135,33 @@ def split_argv(argv: list[str]) -> tuple[bool, list[str], list[str]]:
     return multirun, overrides, [f for f in flags if f not in ("-m", "--multirun")]
 
 
+def force_group_params(argv: list[str]) -> list[str]:
+    """Write ``model.steps=2000`` as ``++model.steps=2000`` unless ``model=`` is fixed.
+
+    Hydra first composes one master config from the command line without its sweeps,
+    so with the group swept (``model=toy_relu,toy_linear``) or left to its default it
+    would apply ``model.steps`` to the default model, which has no such key, and stop
+    (exit 1). ``++`` sets the key in every job; the validation still checks that each
+    job's model or method has the parameter.
+    """
+    multirun, overrides, _ = split_argv(argv)
+    try:
+        parsed = dict(zip(overrides, _PARSER.parse_overrides(overrides), strict=True))
+    except Exception:  # reported by the validation
+        return argv
+    fixed = {o.key_or_group for o in parsed.values() if _is_group(o)}
+
+    def forced(arg: str) -> str:
+        o = parsed.get(arg)
+        group = o.key_or_group.split(".")[0] if o else None
+        free = group in GROUPS and group not in fixed and "." in o.key_or_group
+        return (
+            f"++{arg}" if multirun and free and o.type is OverrideType.CHANGE else arg
+        )
+
+    return [forced(arg) for arg in argv]
+
+
 def validate_argv(argv: list[str]) -> list[str]:
     """Every problem of every point of the grid the command line asks for.
 

@@ -206,3 +206,15 @@ def test_analysis_of_nothing_exit_2(tmp_path):
         out = run_cli("analysis", str(path))
         assert out.returncode == 2
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_parameter_of_a_swept_model_group(tmp_path):
+    out = run_cli(
+        "sweep", "-m", "model=toy_relu,toy_linear", "model.steps=20", "n_features=6",
+        "neurons=2", "sparsity=0.2", "method=readout", "trials=1",
+        f"hydra.sweep.dir={tmp_path}", "hydra.callbacks.sweep_end.analyze=false",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:]
+    metrics = pd.concat(pd.read_parquet(p) for p in tmp_path.rglob(schema.METRICS_FILE))
+    assert sorted(metrics["model"]) == ["toy_linear", "toy_relu"]
+    assert metrics["model.steps"].eq(20).all()

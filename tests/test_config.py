@@ -172,3 +172,20 @@ def test_model_registry_matches_config_files():
         conf = yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
         assert conf.pop("name") == name
         assert conf == Registry.params(MODELS[name])
+
+
+@pytest.mark.parametrize(
+    ("argv", "forced"),
+    [
+        (["-m", "model=toy_relu,toy_linear", "model.steps=50"], True),
+        (["-m", "experiment=paper_intro", "model.steps=50"], True),
+        (["-m", "model=toy_relu", "model.steps=50"], False),  # the master has toy_relu
+        (["model=toy_relu", "model.steps=50"], False),  # a single run composes once
+    ],
+)
+def test_group_parameters_reach_every_job_of_a_swept_group(argv, forced):
+    from sweep.config import force_group_params
+
+    out = force_group_params(argv)
+    assert ("++model.steps=50" in out) == forced
+    assert validate_argv(out) == []
