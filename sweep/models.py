@@ -143,42 +143,35 @@ TOY_CHECKS = {
 }
 
 
-@MODELS.register("toy_relu", **TOY_CHECKS)
-def toy_relu(
-    n_features,
-    n_neurons,
-    *,
-    rngs,
-    sparsity,
-    k,
-    importance_decay=0.7,
-    lr=1e-3,
-    weight_decay=0.01,
-    batch_size=1024,
-    steps=10_000,
-    restarts=1,
-) -> list[Model]:
-    """The ReLU output model x' = ReLU(W^T W x + b), one trained model per trial."""
-    return toy_models(**locals(), relu=True)  # locals(): exactly the parameters
+def _register_toy(name: str, *, relu: bool, doc: str) -> None:
+    """Register a toy model: one trained model per trial generator."""
+
+    def build(
+        n_features,
+        n_neurons,
+        *,
+        rngs,
+        sparsity,
+        k,
+        importance_decay=0.7,
+        lr=1e-3,
+        weight_decay=0.01,
+        batch_size=1024,
+        steps=10_000,
+        restarts=1,
+    ) -> list[Model]:
+        return toy_models(
+            n_features, n_neurons, rngs=rngs, sparsity=sparsity, k=k,
+            importance_decay=importance_decay, restarts=restarts, relu=relu, lr=lr,
+            weight_decay=weight_decay, batch_size=batch_size, steps=steps,
+        )  # fmt: skip
+
+    build.__name__, build.__doc__ = name, doc
+    MODELS.register(name, **TOY_CHECKS)(build)
 
 
-@MODELS.register("toy_linear", **TOY_CHECKS)
-def toy_linear(
-    n_features,
-    n_neurons,
-    *,
-    rngs,
-    sparsity,
-    k,
-    importance_decay=0.7,
-    lr=1e-3,
-    weight_decay=0.01,
-    batch_size=1024,
-    steps=10_000,
-    restarts=1,
-) -> list[Model]:
-    """The linear model x' = W^T W x + b, one trained model per trial."""
-    return toy_models(**locals(), relu=False)
+_register_toy("toy_relu", relu=True, doc="The ReLU output model ReLU(W^T W x + b).")
+_register_toy("toy_linear", relu=False, doc="The linear model W^T W x + b.")
 
 
 def toy_models(
