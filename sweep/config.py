@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweep import CONF_DIR
 from sweep.checks import integer, optional, real
 from sweep.folders import read_status
-from sweep.methods import METHODS
+from sweep.methods import LEARNED, METHODS
 from sweep.models import MODELS
 from sweep.registry import Registry
 from sweep.schema import STATUS_FILE
@@ -72,6 +72,11 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         elif key not in GROUPS and key.split(".")[0] not in GROUPS:
             errors.append(_unknown(key, value, TOP_LEVEL))
     errors += _check_sparsity(flat)
+    if flat.get("method") in LEARNED and flat.get("n_train") == 0:
+        errors.append(
+            f"n_train=0 (method={flat['method']}): allowed is an integer >= 1, a"
+            " learned method needs training data"
+        )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
     return errors

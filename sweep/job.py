@@ -12,6 +12,7 @@ import platform
 import subprocess
 import time
 import traceback
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
@@ -23,6 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from sweep import PROJECT_ROOT, config, schema
+from sweep.align import recovered
 from sweep.config import flatten
 from sweep.data import add_noise, sparse_features
 from sweep.folders import (
@@ -112,17 +114,17 @@ def run_trials(
     t0 = time.perf_counter()
     models = build_models(flat, cache_dir)
     fit_seconds = (time.perf_counter() - t0) / len(models)  # trials train together
-    metrics, features, samples = [], [], []
+    metrics, features = [], []
     for trial, model in enumerate(models):
-        row, feats, X, X_hat = run_trial(flat, trial, model)
-        metrics.append(row | {"fit_seconds": fit_seconds})
-        features.append(feats.assign(trial=trial))
-        if trial == 0:
-            samples.append(_long_form(X[:N_SHOWN], X_hat[:N_SHOWN], trial))
-    tables = {
-        schema.FEATURES_FILE: pd.concat(features, ignore_index=True),
-        schema.SAMPLES_FILE: pd.concat(samples),
-    }
+        result = run_trial(flat, trial, model)
+        metrics.append(result.row | {"fit_seconds": fit_seconds})
+        features.append(result.features.assign(trial=trial))
+        if trial == 0:  # kept for figures: a few samples, the atoms' cosines
+            X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
+            tables = {schema.SAMPLES_FILE: _long_form(X, X_hat, trial)}
+            if result.cosines is not None:
+                tables[schema.COSINES_FILE] = result.cosines.assign(trial=trial)
+    tables[schema.FEATURES_FILE] = pd.concat(features, ignore_index=True)
     if flat["model"] in TRAINED:  # the paper's figures need the trained W itself
         tables[schema.WEIGHTS_FILE] = _weights(models)
     return metrics, tables
@@ -179,13 +181,20 @@ def _weights(models: list[Model]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_trial(
-    flat: dict, trial: int, model: Model
-) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
-    """One trial: draw X, compress with the trial's model, recover, score.
+@dataclass
+class TrialResult:
+    """One trial's metrics, per-feature table, X and X_hat (n_samples, n_features),
+    and for a learned dictionary the cosines of its atoms with the true features."""
 
-    Returns the trial's metrics, its per-feature table, X and X_hat (n_samples, n).
-    """
+    row: dict
+    features: pd.DataFrame
+    X: np.ndarray
+    X_hat: np.ndarray
+    cosines: pd.DataFrame | None = None
+
+
+def run_trial(flat: dict, trial: int, model: Model) -> TrialResult:
+    """One trial: draw X, compress with the trial's model, recover, score."""
     data = {key: flat[key] for key in DATA_KEYS}
     X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
     noise_keys = _model_keys(flat) | data | {"noise": flat["noise"]}
@@ -203,6 +212,10 @@ def run_trial(
         **_params(flat, "method"),
     )
     recover_seconds = time.perf_counter() - t1
+    X_hat, found = recovered(recovery, model.W, H=H)  # learned: aligned to W first
+    recovery = replace(recovery, X_hat=X_hat)
+    if found is not None:
+        recovery.info |= found.info
     row = recovery_metrics(
         X,
         recovery.X_hat,
@@ -215,7 +228,18 @@ def run_trial(
     feats = feature_metrics(
         X, recovery.X_hat, W=model.W, b=model.b, importance=model.importance
     )
-    return row, feats, X, recovery.X_hat
+    if found is None:
+        return TrialResult(row, feats, X, recovery.X_hat)
+    feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
+    return TrialResult(row, feats, X, recovery.X_hat, _cosines(found.cosines))
+
+
+def _cosines(C: np.ndarray) -> pd.DataFrame:
+    """The cosine matrix (n_atoms, n_features) in long form: atom, feature, cos."""
+    atom, feature = np.indices(C.shape)
+    return pd.DataFrame(
+        {"atom": atom.ravel(), "feature": feature.ravel(), "cos": C.ravel()}
+    )
 
 
 def _training_data(flat, trial, W, data, noise_keys) -> np.ndarray:
@@ -360,6 +384,11 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
         means["support_f1"],
         status["seconds"],
     )
+    if "mcc" in rows:
+        log.info(
+            "%s: mcc=%.3f n_recovered=%.1f", cell, rows["mcc"].mean(),
+            rows["n_recovered"].mean(),
+        )  # fmt: skip
     if "converged" in rows and rows["converged"].mean() < 1:
         log.warning(
             "%s: the solver stopped at method.max_iter on %.0f %% of the samples",

@@ -1,7 +1,9 @@
 """Recovery methods: X_hat from H = X @ W.T, one registered function per method.
 
 Every method has the signature ``fn(H, W, *, H_train, b, rng, **params) -> Recovery``
-with H (n_samples, n_neurons), W (n_neurons, n_features), b (n_features,).
+with H (n_samples, n_neurons), W (n_neurons, n_features), b (n_features,). Methods in
+``LEARNED`` never look at W (beyond its number of columns, the default number of
+atoms): they learn a dictionary from H_train (n_train, n_neurons) alone.
 Every L1 penalty means, per sample, 1/2 ||h - W x||^2 + alpha ||x||_1; methods
 convert where sklearn's convention differs. Unrepresented features (a column of W
 below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
-from sklearn.decomposition import sparse_encode
+from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning, sparse_encode
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, lars_path_gram, orthogonal_mp_gram
 
@@ -25,11 +27,18 @@ METHODS = Registry("method")
 
 @dataclass
 class Recovery:
-    """X_hat (n_samples, n_features); learned methods add their atoms and codes."""
+    """What a method recovered.
 
-    X_hat: np.ndarray
+    Known-dictionary methods give X_hat (n_samples, n_features). Learned methods give
+    atoms (n_neurons, n_atoms) and codes (n_samples, n_atoms), H ~ codes @ atoms.T +
+    offset; ``align`` then matches atoms to features and makes X_hat.
+    """
+
+    X_hat: np.ndarray | None = None
     atoms: np.ndarray | None = None
     codes: np.ndarray | None = None
+    offset: np.ndarray | None = None  # (n_neurons,)
+    nonneg: bool = False  # codes are >= 0: match atoms by signed cosine
     info: dict = field(default_factory=dict)  # per-trial diagnostics, e.g. converged
 
 
@@ -194,3 +203,72 @@ def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
 def recover_readout(H, W, *, H_train, b, rng) -> Recovery:
     """The network's own decoder ReLU(W.T h + b) (b = 0 for a random W)."""
     return Recovery(np.maximum(H @ W + b, 0.0))
+
+
+# --- methods that learn the dictionary from H_train alone ------------------------
+
+LEARNED = frozenset({"dict_learning", "ica", "sae"})
+
+
+def _seed(rng: np.random.Generator) -> int:
+    """An integer seed for sklearn, drawn from the cell's method stream."""
+    return int(rng.integers(2**31 - 1))
+
+
+@METHODS.register(
+    "dict_learning",
+    alpha=real(0, open_low=True),
+    transform_alpha=real(0, open_low=True),
+    n_components=optional(integer(1)),
+    batch_size=integer(1),
+    max_iter=integer(1),
+    positive=boolean,
+)
+def recover_dict_learning(
+    H, W, *, H_train, b, rng, alpha=0.1, transform_alpha=1e-3, n_components=None,
+    batch_size=256, max_iter=50, positive=True,
+) -> Recovery:  # fmt: skip
+    """Mini-batch dictionary learning (sklearn) on H_train; codes by L1 through it.
+
+    ``alpha`` is the sparsity of learning, ``transform_alpha`` that of the test codes
+    (1/2 ||h - D z||^2 + alpha ||z||_1 both). Positive codes need coordinate descent.
+    """
+    model = MiniBatchDictionaryLearning(
+        n_components=n_components or W.shape[1], alpha=alpha, batch_size=batch_size,
+        max_iter=max_iter, fit_algorithm="cd" if positive else "lars",
+        positive_code=positive, random_state=_seed(rng), n_jobs=1,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        D = model.fit(H_train).components_  # (n_atoms, n_neurons), unit rows
+        codes = sparse_encode(
+            H, D, algorithm="lasso_cd" if positive else "lasso_lars",
+            alpha=transform_alpha, positive=positive, n_jobs=1,
+        )  # fmt: skip
+    return Recovery(atoms=D.T, codes=codes, nonneg=positive)
+
+
+@METHODS.register(
+    "ica",
+    n_components=optional(integer(1)),
+    max_iter=integer(1),
+    tol=real(0, open_low=True),
+)
+def recover_ica(
+    H, W, *, H_train, b, rng, n_components=None, max_iter=400, tol=1e-4
+) -> Recovery:
+    """FastICA (sklearn) on H_train: at most n_neurons sources, their mean restored."""
+    k = min(n_components or H.shape[1], H.shape[1])
+    ica = FastICA(
+        n_components=k, whiten="unit-variance", max_iter=max_iter, tol=tol,
+        random_state=_seed(rng),
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
+        ica.fit(H_train)
+    codes = H @ ica.components_.T  # the sources without their mean removed
+    offset = ica.mean_ - ica.mean_ @ ica.components_.T @ ica.mixing_.T
+    converged = float(ica.n_iter_ < max_iter)
+    return Recovery(
+        atoms=ica.mixing_, codes=codes, offset=offset, info={"converged": converged}
+    )

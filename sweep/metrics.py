@@ -35,10 +35,14 @@ def recovery_metrics(
         "frac_zero": float(np.mean(~live)),
         **support_metrics(X != 0, np.abs(X_hat) > ACTIVE),
         "r2": 1.0 - _ratio(sq, np.sum((X - X.mean(axis=0)) ** 2)),
-        "r2_h": 1.0
-        - _ratio(np.sum((H - X_hat @ W.T) ** 2), np.sum((H - H.mean(0)) ** 2)),
+        "r2_h": explained_variance(H, X_hat @ W.T),
         "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
     }
+
+
+def explained_variance(H: np.ndarray, H_hat: np.ndarray) -> float:
+    """1 - ||H - H_hat||^2 / ||H - mean(H)||^2 for H, H_hat (n_samples, n_neurons)."""
+    return 1.0 - _ratio(np.sum((H - H_hat) ** 2), np.sum((H - H.mean(axis=0)) ** 2))
 
 
 def support_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

@@ -9,6 +9,7 @@ METRICS_FILE = "metrics.parquet"
 FEATURES_FILE = "features.parquet"
 SAMPLES_FILE = "samples.parquet"
 WEIGHTS_FILE = "weights.parquet"  # trained models only: trial, neuron, feature, value
+COSINES_FILE = "cosines.parquet"  # learned methods, trial 0: trial, atom, feature, cos
 STATUS_FILE = "status.json"
 ANALYSIS_DIR = "analysis"
 

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from sweep import CONF_DIR
+from sweep.align import recovered
 from sweep.data import sparse_features
 from sweep.methods import METHODS
 from sweep.metrics import recovery_metrics
@@ -14,8 +15,8 @@ from sweep.registry import Registry
 
 def recover(name, X, W, rng, **params):
     H = X @ W.T
-    fn = METHODS[name]
-    return fn(H, W, H_train=H, b=np.zeros(W.shape[1]), rng=rng, **params).X_hat
+    out = METHODS[name](H, W, H_train=H, b=np.zeros(W.shape[1]), rng=rng, **params)
+    return recovered(out, W, H=H)[0]
 
 
 def success(name, *, n, m, rng, n_samples=300, **data):
@@ -63,8 +64,9 @@ def test_shape_on_random_input(name, rng):
     H = rng.standard_normal((7, 5))
     W = rng.standard_normal((5, 12))
     out = METHODS[name](H, W, H_train=H, b=np.zeros(12), rng=rng)
-    assert out.X_hat.shape == (7, 12)
-    assert np.all(np.isfinite(out.X_hat))
+    X_hat = recovered(out, W, H=H)[0]
+    assert X_hat.shape == (7, 12)
+    assert np.all(np.isfinite(X_hat))
 
 
 @pytest.mark.parametrize("name", sorted(set(METHODS) - {"readout"}))

@@ -1,0 +1,104 @@
+"""Matching learned atoms to the true feature directions, for every learned method.
+
+A learned method returns atoms (n_neurons, n_atoms) and codes (n_samples, n_atoms) with
+H ~ codes @ atoms.T + offset. Each true feature i (column W_i) is matched one-to-one to
+an atom j by the Hungarian assignment on the cosines, and recovered as
+x_hat_i = s_j z_j with s_j = (a_j . W_i) / ||W_i||^2: the coefficient that turns atom j
+into W_i. Only the dictionaries are used, never the test X.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from sweep.metrics import explained_variance
+from sweep.models import represented
+
+RECOVERED = 0.9  # a feature is recovered when its matched cosine exceeds this
+DEAD = 1e-8  # a latent whose |code| never exceeds this on the test samples is dead
+
+
+@dataclass
+class Alignment:
+    """The matching of atoms to features and what follows from it."""
+
+    cosines: np.ndarray  # (n_atoms, n_features) cosines of atoms and true directions
+    atom_of: np.ndarray  # (n_features,) matched atom per feature, -1 if none
+    matched_cos: np.ndarray  # (n_features,) cosine of the match (0 if none)
+    X_hat: np.ndarray  # (n_samples, n_features) codes permuted and rescaled
+    info: dict  # per-trial metrics: mmcs, mcc, n_recovered, dead_latents, r2_h
+
+
+def cosines(atoms: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Cosines (n_atoms, n_features) of atoms and W's columns (0 for zero columns)."""
+    a = _unit(atoms)
+    w = _unit(W)
+    return a.T @ w
+
+
+def match(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching maximising the total score (n_atoms, n_features).
+
+    Returns the atom of each feature (-1 if unmatched: more features than atoms) and
+    the matched score (0 if unmatched).
+    """
+    atoms, features = linear_sum_assignment(score, maximize=True)
+    atom_of = np.full(score.shape[1], -1)
+    atom_of[features] = atoms
+    matched = np.zeros(score.shape[1])
+    matched[features] = score[atoms, features]
+    return atom_of, matched
+
+
+def align(
+    atoms: np.ndarray,
+    codes: np.ndarray,
+    W: np.ndarray,
+    *,
+    H: np.ndarray,
+    offset: np.ndarray | None = None,
+    nonneg: bool,
+) -> Alignment:
+    """Match atoms (n_neurons, k) to W (n_neurons, n); codes (n_samples, k) -> X_hat.
+
+    With nonnegative codes an atom can only represent a feature pointing its way, so
+    the matching uses the signed cosine; otherwise |cosine| (the sign goes into s_j).
+    """
+    live = represented(W)  # an unrepresented feature is never matched, recovered as 0
+    C = cosines(atoms, W) * live
+    score = C if nonneg else np.abs(C)
+    atom_of, matched = match(score)
+    atom_of[~live] = -1
+    norms2 = np.sum(W**2, axis=0)
+    X_hat = np.zeros((codes.shape[0], W.shape[1]))
+    for i in np.flatnonzero(atom_of >= 0):
+        j = atom_of[i]
+        X_hat[:, i] = codes[:, j] * (atoms[:, j] @ W[:, i]) / norms2[i]
+    H_hat = codes @ atoms.T + (0.0 if offset is None else offset)
+    info = {
+        "mmcs": float(score.max(axis=0, initial=0.0).mean()),
+        "mcc": float(matched.mean()),
+        "n_recovered": int(np.sum(matched > RECOVERED)),
+        "dead_latents": int(np.sum(np.all(np.abs(codes) <= DEAD, axis=0))),
+        "r2_h": explained_variance(H, H_hat),
+    }
+    return Alignment(C, atom_of, matched, X_hat, info)
+
+
+def _unit(A: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(A, axis=0)
+    return A / np.where(norms > 0, norms, 1.0)
+
+
+def recovered(
+    recovery, W: np.ndarray, *, H: np.ndarray
+) -> tuple[np.ndarray, Alignment | None]:
+    """X_hat of any method's Recovery: learned dictionaries are aligned to W first."""
+    if recovery.atoms is None:
+        return recovery.X_hat, None
+    found = align(
+        recovery.atoms, recovery.codes, W, H=H, offset=recovery.offset,
+        nonneg=recovery.nonneg,
+    )  # fmt: skip
+    return found.X_hat, found

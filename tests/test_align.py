@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from sweep.align import align, cosines, match
+from sweep.models import random_model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_permuted_flipped_rescaled_w_is_matched_exactly(seed):
+    rng = np.random.default_rng(seed)
+    W = random_model(15, 8, rng=rng).W
+    perm = rng.permutation(15)
+    signs = rng.choice([-1.0, 1.0], size=15)
+    scales = rng.uniform(0.2, 5.0, size=15)
+    atoms = W[:, perm] * signs * scales  # atom j is feature perm[j]
+    X = rng.random((40, 15)) * (rng.random((40, 15)) < 0.3)
+    codes = X[:, perm] / (signs * scales)  # so that codes @ atoms.T == X @ W.T
+    H = X @ W.T
+    found = align(atoms, codes, W, H=H, nonneg=False)
+    assert found.info["mcc"] == pytest.approx(1.0)
+    assert found.info["n_recovered"] == 15
+    assert np.array_equal(found.atom_of[perm], np.arange(15))
+    assert np.allclose(found.X_hat, X)  # rescaled by the dictionaries alone
+    assert found.info["r2_h"] == pytest.approx(1.0)
+
+
+def test_nonnegative_codes_cannot_use_a_flipped_atom():
+    W = np.eye(3)
+    atoms = -np.eye(3)  # every atom points away from its feature
+    codes = np.ones((4, 3))
+    signed = align(atoms, codes, W, H=codes @ atoms.T, nonneg=True)
+    unsigned = align(atoms, codes, W, H=codes @ atoms.T, nonneg=False)
+    assert signed.info["mcc"] <= 0 and signed.info["n_recovered"] == 0
+    assert unsigned.info["mcc"] == pytest.approx(1.0)
+
+
+def test_fewer_atoms_than_features_leave_features_unmatched():
+    rng = np.random.default_rng(0)
+    W = random_model(10, 4, rng=rng).W
+    atoms = W[:, :3]
+    found = align(atoms, rng.random((5, 3)), W, H=rng.random((5, 4)), nonneg=False)
+    assert (found.atom_of >= 0).sum() == 3
+    assert np.all(found.X_hat[:, found.atom_of < 0] == 0)
+    assert found.info["mcc"] <= 0.3 + 1e-12
+    assert found.info["n_recovered"] == 3
+
+
+def test_mmcs_mcc_dead_latents_by_hand():
+    W = np.eye(2)
+    atoms = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # two atoms on feature 0
+    codes = np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # atoms 1 and 2 never fire
+    found = align(atoms, codes, W, H=codes @ atoms.T, nonneg=True)
+    assert found.info["mmcs"] == pytest.approx(1.0)
+    assert found.info["mcc"] == pytest.approx(1.0)
+    assert found.info["dead_latents"] == 2
+
+
+def test_zero_feature_columns_are_never_divided_by():
+    W = np.array([[1.0, 0.0], [0.0, 0.0]])
+    C = cosines(np.eye(2), W)
+    assert np.array_equal(C, [[1.0, 0.0], [0.0, 0.0]])
+    found = align(np.eye(2), np.ones((3, 2)), W, H=np.ones((3, 2)), nonneg=False)
+    assert np.all(np.isfinite(found.X_hat)) and np.all(found.X_hat[:, 1] == 0)
+
+
+def test_match_maximises_the_total():
+    score = np.array([[0.9, 0.8], [0.85, 0.1]])
+    atom_of, matched = match(score)
+    # greedy would give feature 0 atom 0 (0.9) and feature 1 atom 1 (0.1): 1.0 total
+    assert atom_of.tolist() == [1, 0] and matched.sum() == pytest.approx(1.65)
