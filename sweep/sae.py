@@ -1,0 +1,134 @@
+"""A sparse autoencoder trained on H, vectorised over instances (trials).
+
+The SAE of interpretability research (Bricken et al. 2023, "Towards Monosemanticity",
+section "Sparse Autoencoder Setup"): f = ReLU(W_enc (h - b_dec) + b_enc), h_hat =
+W_dec f + b_dec, loss ||h - h_hat||^2 + l1 ||f||_1, decoder columns (atoms) of unit
+norm. Shapes: I instances, m = n_neurons, k = n_latents; every array has the
+instance axis first.
+"""
+
+import numpy as np
+
+from sweep.models import AdamW, _keep_freed_memory
+
+PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
+
+
+def _forward(
+    params: dict[str, np.ndarray], H: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred input (I, n, m), encoder pre-activation (I, n, k) and codes (I, n, k)."""
+    C = H - params["b_dec"][:, None, :]
+    pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
+    return C, pre, np.maximum(pre, 0)
+
+
+def sae_encode(params: dict[str, np.ndarray], H: np.ndarray) -> np.ndarray:
+    """Codes F (I, n, k) >= 0 of H (I, n, m)."""
+    return _forward(params, H)[2]
+
+
+def sae_decode(params: dict[str, np.ndarray], F: np.ndarray) -> np.ndarray:
+    """Reconstruction H_hat (I, n, m) of codes F (I, n, k)."""
+    return F @ params["W_dec"].transpose(0, 2, 1) + params["b_dec"][:, None, :]
+
+
+def sae_loss_and_grads(
+    params: dict[str, np.ndarray], H: np.ndarray, *, l1: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Loss mean_batch ||h - h_hat||^2 + l1 ||f||_1 per instance, and its gradients.
+
+    params W_enc (I, k, m), b_enc (I, k), W_dec (I, m, k), b_dec (I, m);
+    H (I, batch, m).
+    Returns loss (I,) and a dict of gradients shaped like params. The unit-norm
+    constraint on W_dec's columns is not part of the loss (``train_sae`` projects).
+    """
+    C, pre, F = _forward(params, H)
+    diff = sae_decode(params, F) - H
+    batch = H.shape[1]
+    loss = (np.sum(diff**2, axis=2) + l1 * F.sum(axis=2)).mean(axis=1)
+    g_out = (2.0 / batch) * diff  # dL/dh_hat (I, batch, m)
+    g_pre = (g_out @ params["W_dec"] + l1 / batch) * (pre > 0)  # dL/dpre (I, batch, k)
+    db_enc = g_pre.sum(axis=1)
+    # b_dec enters twice: added to h_hat, subtracted from h before the encoder
+    db_dec = g_out.sum(axis=1) - (db_enc[:, None, :] @ params["W_enc"])[:, 0, :]
+    grads = {
+        "W_enc": g_pre.transpose(0, 2, 1) @ C,
+        "b_enc": db_enc,
+        "W_dec": g_out.transpose(0, 2, 1) @ F,
+        "b_dec": db_dec,
+    }
+    return loss, grads
+
+
+def init_sae(
+    H_train: np.ndarray, *, rngs: list[np.random.Generator], n_latents: int
+) -> dict[str, np.ndarray]:
+    """Initial float64 params for H_train (I, n_train, m), one generator per instance.
+
+    Gaussian unit-norm decoder atoms, W_enc = W_dec.T, b_enc = 0, b_dec = the mean of
+    the instance's training data.
+    """
+    n_inst, _, n_neurons = H_train.shape
+    W_dec = np.stack([rng.standard_normal((n_neurons, n_latents)) for rng in rngs])
+    W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
+    return {
+        "W_enc": W_dec.transpose(0, 2, 1).copy(),
+        "b_enc": np.zeros((n_inst, n_latents)),
+        "W_dec": W_dec,
+        "b_dec": H_train.mean(axis=1),
+    }
+
+
+def train_sae(
+    H_train: np.ndarray,
+    *,
+    rngs: list[np.random.Generator],
+    n_latents: int,
+    l1: float,
+    lr: float,
+    steps: int,
+    batch_size: int,
+    dtype=np.float32,
+) -> dict[str, np.ndarray]:
+    """Train one SAE per generator on its own H_train[i] (I, n_train, m), all together.
+
+    Adam from ``init_sae``; each step draws a minibatch of ``batch_size`` rows with
+    replacement from the instance's own training set with its own generator, so an
+    instance does not depend on how many train beside it. After every step W_dec's
+    columns are renormalised, and before it the part of W_dec's gradient parallel to
+    each column is removed. Returns float64 params shaped as ``sae_loss_and_grads``'s.
+    """
+    if H_train.ndim != 3 or H_train.shape[0] != len(rngs):
+        raise ValueError(
+            f"H_train must be (n_inst, n_train, n_neurons) with n_inst = len(rngs) = "
+            f"{len(rngs)}; got shape {H_train.shape}"
+        )
+    _keep_freed_memory()
+    params = {
+        name: p.astype(dtype)
+        for name, p in init_sae(H_train, rngs=rngs, n_latents=n_latents).items()
+    }
+    adam = AdamW([params[name] for name in PARAMS], lr=lr, weight_decay=0.0)
+    H_train = H_train.astype(dtype)
+    inst = np.arange(len(rngs))[:, None]
+    for _ in range(steps):
+        rows = np.stack([rng.integers(0, H_train.shape[1], batch_size) for rng in rngs])
+        sae_step(params, adam, H_train[inst, rows], l1=l1)
+    return {name: p.astype(np.float64) for name, p in params.items()}
+
+
+def sae_step(
+    params: dict[str, np.ndarray], adam: AdamW, H: np.ndarray, *, l1: float
+) -> None:
+    """One Adam step on a batch H (I, batch, m), keeping W_dec's columns unit norm.
+
+    Updates params in place; ``adam`` was built on ``[params[n] for n in PARAMS]``.
+    """
+    _, grads = sae_loss_and_grads(params, H, l1=l1)
+    W_dec, dW_dec = params["W_dec"], grads["W_dec"]
+    # A move along an atom only changes its norm, which is renormalised away; left in,
+    # Adam's per-coordinate scaling would turn it into a rotation.
+    dW_dec -= np.sum(dW_dec * W_dec, axis=1, keepdims=True) * W_dec
+    adam.step([grads[name] for name in PARAMS])
+    W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
