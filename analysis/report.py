@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate, plots, toy
+from analysis import aggregate, learned, plots, toy
 from analysis.aggregate import CELL_DIR, PlotAxes
 from sweep import folders
 from sweep.schema import ANALYSIS_DIR, SAMPLES_FILE
@@ -90,6 +90,10 @@ def _write_figures(sweep_dir: Path, results, axes: PlotAxes, capacity, out: Path
         _save(partial(draw, *args, sweep=sweep_dir.name), out / file, what)
     for file, draw, args in toy.figures(sweep_dir, results):  # trained models only
         _save(partial(draw, *args, sweep=sweep_dir.name), out / file, "toy models")
+    for file, draw, args in learned.figures(
+        sweep_dir, results, axes
+    ):  # learned methods
+        _save(partial(draw, *args, sweep=sweep_dir.name), out / file, "learned atoms")
 
 
 def _save(draw, path: Path, what: str) -> None:

@@ -1,0 +1,187 @@
+"""Tests of ``analysis.learned``: the |cosine| figure of learned dictionaries.
+
+The matched order is checked on hand-made cosines with a known permutation; the
+figure on tiny sweeps written cell by cell through ``sweep.job.run``, so the files
+are exactly what a real sweep writes.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import aggregate, learned
+from sweep import align, job
+from sweep.schema import COSINES_FILE, FEATURES_FILE
+
+METHODS = {
+    "ica": {"name": "ica", "n_components": None, "max_iter": 400, "tol": 1e-4},
+    "dict_learning": {
+        "name": "dict_learning",
+        "alpha": 0.1,
+        "transform_alpha": 1e-3,
+        "n_components": None,
+        "batch_size": 64,
+        "max_iter": 5,
+        "positive": True,
+    },
+    "lstsq": {"name": "lstsq"},
+}
+BASE = {
+    "seed": 0,
+    "n_features": 8,
+    "neurons": 6,
+    "sparsity": 0.1,
+    "k": None,
+    "trials": 2,
+    "n_samples": 20,
+    "n_train": 200,
+    "noise": 0.0,
+    "success_tol": 0.01,
+    "model": {"name": "random"},
+}
+
+
+def make_sweep(root: Path, methods, *, neurons=(6,), sparsity=(0.1,)) -> Path:
+    """A sweep folder of every method x neurons x sparsity cell, run by job.run."""
+    sweep = root / "sweep"
+    for method in methods:
+        for m in neurons:
+            for p in sparsity:
+                name = f"method={method},neurons={m},sparsity={p}"
+                cfg = BASE | {"method": METHODS[method], "neurons": m, "sparsity": p}
+                status = job.run(cfg, sweep / name, cell=name)
+                assert status["status"] == "ok", status["error"]
+    return sweep
+
+
+def run_analysis(sweep: Path, caplog) -> Path:
+    with caplog.at_level(logging.INFO):
+        out = analysis.run(sweep)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    return out
+
+
+def permuted_cosines(rng, atom_of, n_atoms):
+    """Cosines (n_features, n_atoms) below 0.5 but +-1 at (i, atom_of[i])."""
+    C = rng.uniform(-0.5, 0.5, size=(len(atom_of), n_atoms))
+    for i, j in enumerate(atom_of):
+        if j >= 0:
+            C[i, j] = -1.0 if i % 2 else 1.0  # signs do not matter: |cos| is drawn
+    return C
+
+
+# --- the matched order ---------------------------------------------------------------
+
+
+def test_reorder_puts_matched_atoms_on_the_diagonal(rng):
+    atom_of = np.array([3, 0, 5, 1])  # 6 atoms: 2 and 4 unmatched
+    C = permuted_cosines(rng, atom_of, 6)
+    np.testing.assert_array_equal(learned.matched_order(atom_of, 6), [3, 0, 5, 1, 2, 4])
+    M = learned.reorder(C, atom_of)
+    assert M.shape == (4, 6)
+    np.testing.assert_array_equal(np.diag(M), np.ones(4))
+    np.testing.assert_array_equal(M[:, 4:], np.abs(C[:, [2, 4]]))
+    assert (M[~np.eye(4, 6, dtype=bool)] < 0.5).all()
+
+
+def test_features_without_an_atom_get_empty_columns(rng):
+    atom_of = np.array([-1, 2, 0, -1, 1])  # 3 atoms for 5 features: ICA compressed
+    C = permuted_cosines(rng, atom_of, 3)
+    M = learned.reorder(C, atom_of)
+    assert M.shape == (5, 5)
+    assert np.isnan(M[:, [0, 3]]).all()
+    np.testing.assert_array_equal(np.diag(M)[[1, 2, 4]], np.ones(3))
+
+
+@pytest.mark.parametrize("atom_of", [[0, 0, 1], [0, 1, 3], [2, -1, 2]])
+def test_a_matching_that_is_not_one_to_one_is_refused(atom_of):
+    with pytest.raises(ValueError, match=r"matched_atom=.*allowed are distinct"):
+        learned.matched_order(np.array(atom_of), 3)
+
+
+def test_the_matching_of_align_gives_a_diagonal(rng):
+    W = rng.standard_normal((6, 5))
+    perm = rng.permutation(7)[:5]
+    atoms = rng.standard_normal((6, 7))
+    atoms[:, perm] = W * rng.choice([-2.0, 3.0], size=5)  # flipped and rescaled
+    C = align.cosines(atoms, W)  # (n_atoms, n_features)
+    atom_of, _ = align.match(np.abs(C))
+    M = learned.reorder(C.T, atom_of)
+    np.testing.assert_allclose(np.diag(M), 1.0)
+    assert learned.RECOVERED == align.RECOVERED
+
+
+def test_a_panel_from_hand_written_files(tmp_path, rng):
+    atom_of = np.array([2, -1, 0])  # 3 features, 4 atoms
+    C = permuted_cosines(rng, atom_of, 4)
+    feature, atom = np.indices(C.shape)
+    cos = pd.DataFrame(
+        {"trial": 0, "atom": atom.ravel(), "feature": feature.ravel(), "cos": C.ravel()}
+    )
+    cos.sample(frac=1, random_state=0).to_parquet(tmp_path / COSINES_FILE)  # any order
+    matched_cos = [0.95, 0.0, 0.5]
+    pd.DataFrame(
+        {
+            "trial": [1, 1, 1, 0, 0, 0],  # trial 1 first: read by trial, not position
+            "feature": [0, 1, 2, 2, 1, 0],
+            "matched_cos": [0.1, 0.1, 0.1, *matched_cos[::-1]],
+            "matched_atom": [0, 1, 2, *atom_of[::-1]],
+        }
+    ).to_parquet(tmp_path / FEATURES_FILE)
+    panel = learned.cosine_panel(tmp_path, "method=ica")
+    np.testing.assert_array_equal(panel.M, learned.reorder(C, atom_of))
+    assert panel.n_features == 3 and panel.M.shape == (3, 5)
+    assert "mcc=0.483, n_recovered=1/3 (trial 0)" in panel.title
+
+
+def test_figure_builds_with_no_readable_panel():
+    fig = learned.cosines_figure([], what="nothing")
+    assert fig.axes and fig.axes[0].texts[0].get_text() == "no cosines could be read"
+
+
+# --- from a real sweep's files -------------------------------------------------------
+
+
+def test_figure_is_written_for_a_learned_sweep(tmp_path, caplog):
+    sweep = make_sweep(tmp_path, ["ica", "dict_learning", "lstsq"], neurons=(4, 6, 8))
+    out = run_analysis(sweep, caplog)
+    assert (out / learned.FILE).stat().st_size > 0
+    results = pd.read_parquet(out / "results.parquet")
+    cells = learned.learned_cells(results, aggregate.choose_axes(results))
+    # one cell per learned method, the middle neurons; lstsq has no mcc
+    assert cells["method"].tolist() == ["dict_learning", "ica"]
+    assert (cells["neurons"] == 6).all()
+    panel = learned.cosine_panel(sweep / cells[aggregate.CELL_DIR][1], "ica")
+    features = pd.read_parquet(sweep / cells[aggregate.CELL_DIR][1] / FEATURES_FILE)
+    trial0 = features[features["trial"] == 0]
+    assert f"mcc={trial0['matched_cos'].mean():.3f}" in panel.title
+    matched = trial0["matched_atom"].to_numpy() >= 0
+    assert matched.sum() == 6  # ICA: at most `neurons` atoms
+    np.testing.assert_allclose(
+        np.diag(panel.M)[matched], np.abs(trial0["matched_cos"])[matched]
+    )
+
+
+def test_no_figure_for_a_known_dictionary_sweep(tmp_path, caplog):
+    out = run_analysis(make_sweep(tmp_path, ["lstsq"], neurons=(4, 6)), caplog)
+    assert not (out / learned.FILE).exists()
+    assert (out / "heatmaps.png").exists()  # the rest is drawn
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_a_bad_cosines_file_costs_its_panel_only(tmp_path, caplog, damage):
+    sweep = make_sweep(tmp_path, ["ica", "dict_learning"])
+    broken = sweep / "method=ica,neurons=6,sparsity=0.1" / COSINES_FILE
+    if damage == "missing":
+        broken.unlink()
+    else:
+        broken.write_bytes(b"not parquet")
+    out = run_analysis(sweep, caplog)
+    assert (out / learned.FILE).stat().st_size > 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == learned.log.name]
+    assert any("no cosines for method=ica" in w for w in warnings)
+    assert not any("dict_learning" in w for w in warnings)
