@@ -21,6 +21,7 @@ from sklearn.linear_model import Lasso, lars_path_gram, orthogonal_mp_gram
 from sweep.checks import boolean, integer, optional, real
 from sweep.models import represented
 from sweep.registry import Registry
+from sweep.sae import sae_encode, train_sae
 
 METHODS = Registry("method")
 
@@ -271,4 +272,31 @@ def recover_ica(
     converged = float(ica.n_iter_ < max_iter)
     return Recovery(
         atoms=ica.mixing_, codes=codes, offset=offset, info={"converged": converged}
+    )
+
+
+@METHODS.register(
+    "sae",
+    expansion=real(0, open_low=True),
+    l1=real(0),
+    lr=real(0, open_low=True),
+    steps=integer(1),
+    batch_size=integer(1),
+)
+def recover_sae(
+    H, W, *, H_train, b, rng, expansion=1.0, l1=0.3, lr=3e-3, steps=5000,
+    batch_size=256,
+) -> Recovery:  # fmt: skip
+    """A sparse autoencoder trained on H_train (sweep/sae.py); atoms = decoder columns.
+
+    n_latents = round(expansion x n_features); the codes are nonnegative.
+    """
+    k = max(1, round(expansion * W.shape[1]))
+    params = train_sae(
+        H_train[None], rngs=[rng], n_latents=k, l1=l1, lr=lr, steps=steps,
+        batch_size=batch_size,
+    )  # fmt: skip
+    codes = sae_encode(params, H[None])[0]
+    return Recovery(
+        atoms=params["W_dec"][0], codes=codes, offset=params["b_dec"][0], nonneg=True
     )

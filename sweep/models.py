@@ -117,7 +117,7 @@ def train_toy(
     AdamW (decoupled weight decay, as PyTorch's) from W ~ N(0, 2/(n+m)), b = 0.
     Returns W (n_inst, n_neurons, n_features) and b (n_inst, n_features), float64.
     """
-    _keep_freed_memory()
+    keep_freed_memory()
     scale = np.sqrt(2.0 / (n_features + n_neurons))
     W = np.stack([rng.normal(0, scale, (n_neurons, n_features)) for rng in rngs])
     params = [W.astype(dtype), np.zeros((len(rngs), n_features), dtype)]
@@ -249,7 +249,7 @@ class AdamW:
 
 
 @cache
-def _keep_freed_memory() -> None:
+def keep_freed_memory() -> None:
     """Let glibc keep freed blocks instead of unmapping them (measured: 2x faster).
 
     A training step allocates temporaries of about 1 MB; by default glibc returns such

@@ -9,7 +9,7 @@ instance axis first.
 
 import numpy as np
 
-from sweep.models import AdamW, _keep_freed_memory
+from sweep.models import AdamW, keep_freed_memory
 
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
@@ -104,7 +104,7 @@ def train_sae(
             f"H_train must be (n_inst, n_train, n_neurons) with n_inst = len(rngs) = "
             f"{len(rngs)}; got shape {H_train.shape}"
         )
-    _keep_freed_memory()
+    keep_freed_memory()
     params = {
         name: p.astype(dtype)
         for name, p in init_sae(H_train, rngs=rngs, n_latents=n_latents).items()
