@@ -24,7 +24,9 @@ from analysis.aggregate import CAPACITY, PlotAxes, label_keys, panel_groups
 
 CMAP = colormaps["viridis"]
 NMSE_FLOOR = 1e-12  # exact recoveries give ~1e-30: clip, or they swamp the scale
-RATE_METRICS = ("success_rate", "support_f1", "support_precision", "support_recall")
+RATE_METRICS = (
+    "success_rate", "support_f1", "support_precision", "support_recall", "mcc", "mmcs",
+)  # fmt: skip
 LOG_METRICS = ("nmse", "mse", "weighted_mse", CAPACITY)
 SUCCESS = 0.5  # the contour and the capacity number: 50 % success
 MAX_ANNOTATED = 48  # write the value in each cell of grids up to this size
@@ -47,6 +49,8 @@ METRIC_LABELS = {  # the metrics run() draws; any other is labelled by its name
     r"$\|\hat{x}-x\| \leq \mathrm{tol}\,\|x\|$",
     "nmse": r"NMSE $\|X-\hat{X}\|_F^2 \,/\, \|X\|_F^2$",
     "support_f1": r"support F1 (truth x$\neq$0, prediction $|\hat{x}|>10^{-3}$)",
+    "mcc": "mcc: mean matched cosine of learned atoms\nand true directions",
+    "n_recovered": "features recovered by a learned atom\n(matched cosine > 0.9)",
     CAPACITY: "largest sparsity p with >= 50 % success\n(fraction of active "
     "features; k / n for exactly k)",
 }

@@ -19,6 +19,7 @@ RESULTS_FILE = "results.parquet"  # one row per cell: means and standard errors
 CAPACITY_FILE = "capacity.csv"  # per panel and neurons: largest sparsity at 50 %
 CELLS_FILE = "cells.csv"  # one row per cell folder: status, error, trial rows read
 PHASE_METRICS = ("success_rate", "nmse", "support_f1")  # phase_* and capacity_*.png
+LEARNED_METRICS = ("mcc", "n_recovered")  # also drawn, for the cells that have them
 DPI = 120
 MAX_HEATMAP_ROWS = 6  # data cells shown in heatmaps.png
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # Hydra's sweep names
@@ -81,6 +82,13 @@ def _write_figures(sweep_dir: Path, results, axes: PlotAxes, capacity, out: Path
             (f"phase_{metric}.png", plots.phase_figure, (results, axes, metric)),
             (f"capacity_{metric}.png", plots.capacity_figure, (results, axes, metric)),
         ]
+    for metric in LEARNED_METRICS:  # only the learned methods' cells have them
+        if metric in results and results[metric].notna().any():
+            rows = results[results[metric].notna()]
+            figures += [
+                (f"phase_{metric}.png", plots.phase_figure, (rows, axes, metric)),
+                (f"capacity_{metric}.png", plots.capacity_figure, (rows, axes, metric)),
+            ]
     figures += [
         ("capacity_number.png", plots.capacity_number_figure, (capacity, axes)),
         ("heatmaps.png", _heatmap_figure, (sweep_dir, results, axes)),

@@ -57,6 +57,9 @@ def test_smoke_sweep_is_analysed(smoke):
         "phase_support_f1",
         "capacity_success_rate",
         "heatmaps",
+        "phase_mcc",
+        "capacity_n_recovered",
+        "learned_cosines",
     ):
         assert (analysis / f"{name}.png").stat().st_size > 1000, name
     assert str(analysis) in out.stdout + out.stderr
