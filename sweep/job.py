@@ -12,7 +12,7 @@ import platform
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
@@ -35,7 +35,7 @@ from sweep.folders import (
     write_atomic,
     write_json,
 )
-from sweep.methods import METHODS
+from sweep.methods import Recovery, recover_trials
 from sweep.metrics import feature_metrics, recovery_metrics
 from sweep.models import MODELS, TRAINED, Model
 
@@ -114,10 +114,24 @@ def run_trials(
     t0 = time.perf_counter()
     models = build_models(flat, cache_dir)
     fit_seconds = (time.perf_counter() - t0) / len(models)  # trials train together
+    data = [draw(flat, trial, model) for trial, model in enumerate(models)]
+    t1 = time.perf_counter()
+    recoveries = recover_trials(
+        flat["method"], [d.H for d in data], [m.W for m in models],
+        H_trains=[d.H_train for d in data], bs=[m.b for m in models],
+        rngs=[stream(flat, t, "method", flat) for t in range(len(models))],
+        **_params(flat, "method"),
+    )  # fmt: skip
+    recover_seconds = (time.perf_counter() - t1) / len(models)  # may run together
     metrics, features = [], []
-    for trial, model in enumerate(models):
-        result = run_trial(flat, trial, model)
-        metrics.append(result.row | {"fit_seconds": fit_seconds})
+    for trial, (model, d, recovery) in enumerate(
+        zip(models, data, recoveries, strict=True)
+    ):
+        result = score(flat, model, d, recovery)
+        metrics.append(
+            result.row
+            | {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
+        )
         features.append(result.features.assign(trial=trial))
         if trial == 0:  # kept for figures: a few samples, the atoms' cosines
             X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
@@ -193,45 +207,41 @@ class TrialResult:
     cosines: pd.DataFrame | None = None
 
 
-def run_trial(flat: dict, trial: int, model: Model) -> TrialResult:
-    """One trial: draw X, compress with the trial's model, recover, score."""
+@dataclass
+class Data:
+    """One trial's test X (n_samples, n_features), its H and the training H."""
+
+    X: np.ndarray
+    H: np.ndarray
+    H_train: np.ndarray
+
+
+def draw(flat: dict, trial: int, model: Model) -> Data:
+    """One trial's data, compressed by the trial's model (streams of their own)."""
     data = {key: flat[key] for key in DATA_KEYS}
     X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
     noise_keys = _model_keys(flat) | data | {"noise": flat["noise"]}
     H = add_noise(
         X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
     )
-    H_train = _training_data(flat, trial, model.W, data, noise_keys)
-    t1 = time.perf_counter()
-    recovery = METHODS[flat["method"]](
-        H,
-        model.W,
-        H_train=H_train,
-        b=model.b,
-        rng=stream(flat, trial, "method", flat),
-        **_params(flat, "method"),
-    )
-    recover_seconds = time.perf_counter() - t1
-    X_hat, found = recovered(recovery, model.W, H=H)  # learned: aligned to W first
-    recovery = replace(recovery, X_hat=X_hat)
-    if found is not None:
-        recovery.info |= found.info
+    return Data(X, H, _training_data(flat, trial, model.W, data, noise_keys))
+
+
+def score(flat: dict, model: Model, data: Data, recovery: Recovery) -> TrialResult:
+    """One trial's metrics; a learned dictionary is aligned to W first."""
+    X, H = data.X, data.H
+    X_hat, found = recovered(recovery, model.W, H=H)
+    info = recovery.info | (found.info if found is not None else {})
     row = recovery_metrics(
-        X,
-        recovery.X_hat,
-        H=H,
-        W=model.W,
-        importance=model.importance,
+        X, X_hat, H=H, W=model.W, importance=model.importance,
         success_tol=flat["success_tol"],
-    )
-    row |= model.info | recovery.info | {"recover_seconds": recover_seconds}
-    feats = feature_metrics(
-        X, recovery.X_hat, W=model.W, b=model.b, importance=model.importance
-    )
+    )  # fmt: skip
+    row |= model.info | info
+    feats = feature_metrics(X, X_hat, W=model.W, b=model.b, importance=model.importance)
     if found is None:
-        return TrialResult(row, feats, X, recovery.X_hat)
+        return TrialResult(row, feats, X, X_hat)
     feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
-    return TrialResult(row, feats, X, recovery.X_hat, _cosines(found.cosines))
+    return TrialResult(row, feats, X, X_hat, _cosines(found.cosines))
 
 
 def _cosines(C: np.ndarray) -> pd.DataFrame:

@@ -275,6 +275,39 @@ def recover_ica(
     )
 
 
+def recover_trials(
+    name: str, Hs, Ws, *, H_trains, bs, rngs, **params
+) -> list[Recovery]:
+    """Every trial of a cell: one call per trial, or one for all where a method
+    trains its trials together (``BATCHED``; each still sees only its own data)."""
+    if name in BATCHED:
+        return BATCHED[name](Hs, Ws, H_trains=H_trains, rngs=rngs, **params)
+    return [
+        METHODS[name](H, W, H_train=H_train, b=b, rng=rng, **params)
+        for H, W, H_train, b, rng in zip(Hs, Ws, H_trains, bs, rngs, strict=True)
+    ]
+
+
+def recover_sae_trials(
+    Hs, Ws, *, H_trains, rngs, expansion, l1, lr, steps, batch_size
+) -> list[Recovery]:
+    """Sparse autoencoders of all trials, trained together (sweep/sae.py)."""
+    k = max(1, round(expansion * Ws[0].shape[1]))
+    params = train_sae(
+        np.stack(H_trains), rngs=rngs, n_latents=k, l1=l1, lr=lr, steps=steps,
+        batch_size=batch_size,
+    )  # fmt: skip
+    codes = sae_encode(params, np.stack(Hs))
+    return [
+        Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
+                 nonneg=True)
+        for t in range(len(Hs))
+    ]  # fmt: skip
+
+
+BATCHED = {"sae": recover_sae_trials}
+
+
 @METHODS.register(
     "sae",
     expansion=real(0, open_low=True),
@@ -291,12 +324,8 @@ def recover_sae(
 
     n_latents = round(expansion x n_features); the codes are nonnegative.
     """
-    k = max(1, round(expansion * W.shape[1]))
-    params = train_sae(
-        H_train[None], rngs=[rng], n_latents=k, l1=l1, lr=lr, steps=steps,
-        batch_size=batch_size,
+    (recovery,) = recover_sae_trials(
+        [H], [W], H_trains=[H_train], rngs=[rng], expansion=expansion, l1=l1, lr=lr,
+        steps=steps, batch_size=batch_size,
     )  # fmt: skip
-    codes = sae_encode(params, H[None])[0]
-    return Recovery(
-        atoms=params["W_dec"][0], codes=codes, offset=params["b_dec"][0], nonneg=True
-    )
+    return recovery

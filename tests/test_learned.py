@@ -115,3 +115,23 @@ def test_learned_methods_in_a_cell_on_both_models(tmp_path, model, method):
     assert metrics["mcc"].iloc[0] == pytest.approx(mcc0)
     cosines = pd.read_parquet(tmp_path / schema.COSINES_FILE)
     assert set(cosines) == {"trial", "atom", "feature", "cos"}
+
+
+def test_sae_trials_train_together_as_they_would_alone(tmp_path):
+    from sweep.methods import recover_sae_trials
+
+    rng = np.random.default_rng(5)
+    Hs = [rng.random((30, 6)) for _ in range(3)]
+    H_trains = [rng.random((200, 6)) for _ in range(3)]
+    Ws = [np.zeros((6, 8))] * 3
+    params = {"expansion": 1.0, "l1": 0.1, "lr": 3e-3, "steps": 200, "batch_size": 32}
+    together = recover_sae_trials(
+        Hs, Ws, H_trains=H_trains,
+        rngs=[np.random.default_rng(s) for s in (1, 2, 3)], **params,
+    )  # fmt: skip
+    alone = METHODS["sae"](
+        Hs[1], Ws[1], H_train=H_trains[1], b=None, rng=np.random.default_rng(2),
+        **params,
+    )  # fmt: skip
+    assert np.array_equal(together[1].atoms, alone.atoms)
+    assert np.array_equal(together[1].codes, alone.codes)
