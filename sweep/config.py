@@ -46,6 +46,11 @@ TOP_LEVEL = {
 }
 
 
+# Keys that say how a cell runs, not what it computes: not part of its identity (its
+# folder name, fingerprint and rows), so changing them keeps finished cells cached.
+RUN_KEYS = {"cell_timeout_s": optional(real(0, open_low=True))}
+
+
 def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
     """The cell's defining keys as one flat dict: ``method``, ``method.alpha``, ..."""
     if isinstance(cfg, DictConfig):  # leave out (and never resolve) Hydra's own node
@@ -56,7 +61,7 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
         params = dict(cfg.get(group) or {})
         flat[group] = params.pop("name", None)
         flat.update({f"{group}.{p}": v for p, v in sorted(params.items())})
-    extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - {"hydra"}
+    extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - set(RUN_KEYS) - {"hydra"}
     flat.update({key: cfg[key] for key in sorted(extra)})
     return flat
 
@@ -235,6 +240,9 @@ def point_config(overrides: list[Override]) -> tuple[dict, list[str]]:
         else:
             OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
     flat = flatten(cfg)
+    for key, check in RUN_KEYS.items():
+        if why := check(cfg.get(key)):
+            errors.append(f"{key}={cfg.get(key)!r}: allowed is {why}")
     return flat, errors + validate_cell(flat)
 
 

@@ -9,9 +9,13 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -62,7 +66,8 @@ def run(
     Trained models are cached in (and reused from) ``cache_dir`` when it is given.
     """
     try:
-        return _run(flatten(cfg), Path(out_dir), sweep, cell, cache_dir)
+        timeout = cfg.get("cell_timeout_s")
+        return _run(flatten(cfg), Path(out_dir), sweep, cell, cache_dir, timeout)
     except FolderConflict as err:  # nothing is written: the folder keeps its results
         log.error("refused %s: %s", cell or out_dir, err)
         return {"status": "failed", "error": str(err)}
@@ -71,7 +76,7 @@ def run(
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir) -> dict:
+def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir, timeout) -> dict:
     identity = {"sweep": sweep, "cell": cell}
     cached = _previous(out_dir, flat)
     if cached:
@@ -81,8 +86,8 @@ def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir) -> dict:
     status = {"status": "ok", "error": None, "traceback": None}
     try:
         _inject_failure(cell)
-        with threadpool_limits(1):  # the sweep is the unit of parallelism
-            metrics, tables = run_trials(flat, cache_dir)
+        with threadpool_limits(1), time_limit(timeout):  # the sweep is the unit
+            metrics, tables = run_trials(flat, cache_dir)  # of parallelism
         for name, table in tables.items():
             _write_parquet(table, out_dir / name)
     except Exception as err:  # a cell never raises: its failure is a result
@@ -99,6 +104,33 @@ def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir) -> dict:
     write_json(status, out_dir / schema.STATUS_FILE)  # last: marks the cell complete
     _log_cell(status, rows, cell or out_dir.name)
     return status
+
+
+class CellTimeout(Exception):
+    """A cell ran past cell_timeout_s."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise CellTimeout in this (main) thread after ``seconds`` of wall time.
+
+    SIGALRM interrupts Python code between bytecodes: a long single C call (one big
+    solver call) is interrupted when it returns.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CellTimeout(f"ran past cell_timeout_s={seconds:g}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _inject_failure(cell: str) -> None:

@@ -221,3 +221,15 @@ def test_a_parameter_of_a_swept_model_group(tmp_path):
     metrics = pd.concat(pd.read_parquet(p) for p in tmp_path.rglob(schema.METRICS_FILE))
     assert sorted(metrics["model"]) == ["toy_linear", "toy_relu"]
     assert metrics["model.steps"].eq(20).all()
+
+
+def test_a_cell_past_cell_timeout_s_fails_and_the_sweep_goes_on(tmp_path):
+    out = run_cli(
+        "sweep", "-m", "experiment=smoke", "method=lstsq,basis_pursuit", "neurons=10",
+        "sparsity=0.2", "n_samples=4000", "trials=5", "cell_timeout_s=0.3",
+        f"hydra.sweep.dir={tmp_path}", "hydra.callbacks.sweep_end.analyze=false",
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "2 cells: 1 ok, 1 failed" in out.stdout
+    assert "ran past cell_timeout_s=0.3" in out.stdout
+    assert not any("cell_timeout_s" in p.name for p in tmp_path.iterdir())

@@ -173,3 +173,19 @@ def test_unwritable_folder_does_not_raise(tmp_path):
     blocker.write_text("not a folder")
     status = job.run(cell(), blocker / "cell")
     assert status["status"] == "failed"
+
+
+def test_a_cell_past_its_timeout_fails_and_the_next_runs(tmp_path):
+    slow = cell(method={"name": "basis_pursuit", "positive": False, "max_iter": 500},
+                n_samples=4000, trials=5, cell_timeout_s=0.2)  # fmt: skip
+    status = job.run(slow, tmp_path / "slow")
+    assert status["status"] == "failed"
+    assert status["error"] == "CellTimeout: ran past cell_timeout_s=0.2"
+    assert status["seconds"] < 2
+    # the alarm is gone: a cell without a limit runs to the end
+    assert job.run(cell(), tmp_path / "next")["status"] == "ok"
+
+
+def test_the_timeout_is_not_part_of_the_cell(tmp_path):
+    job.run(cell(), tmp_path)
+    assert job.run(cell(cell_timeout_s=100.0), tmp_path)["status"] == "cached"
