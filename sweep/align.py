@@ -69,7 +69,8 @@ def align(
     C = cosines(atoms, W) * live
     score = C if nonneg else np.abs(C)
     atom_of, matched = match(score)
-    atom_of[~live] = -1
+    unmatched = ~live | (matched <= 0)  # no atom points the feature's way
+    atom_of[unmatched], matched[unmatched] = -1, 0.0
     norms2 = np.sum(W**2, axis=0)
     X_hat = np.zeros((codes.shape[0], W.shape[1]))
     for i in np.flatnonzero(atom_of >= 0):
@@ -77,7 +78,7 @@ def align(
         X_hat[:, i] = codes[:, j] * (atoms[:, j] @ W[:, i]) / norms2[i]
     H_hat = codes @ atoms.T + (0.0 if offset is None else offset)
     info = {
-        "mmcs": float(score.max(axis=0, initial=0.0).mean()),
+        "mmcs": float(np.abs(C).max(axis=0, initial=0.0).mean()),  # DESIGN: |cos|
         "mcc": float(matched.mean()),
         "n_recovered": int(np.sum(matched > RECOVERED)),
         "dead_latents": int(np.sum(np.all(np.abs(codes) <= DEAD, axis=0))),

@@ -43,6 +43,7 @@ TOP_LEVEL = {
     "n_train": integer(0),
     "noise": real(0),
     "success_tol": real(0, open_low=True),
+    "represented_tol": real(0, 1),
 }
 
 
@@ -64,6 +65,28 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
     extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - set(RUN_KEYS) - {"hydra"}
     flat.update({key: cfg[key] for key in sorted(extra)})
     return flat
+
+
+FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"}
+
+
+def normalise(flat: dict[str, Any]) -> dict[str, Any]:
+    """The cell as computed: an integer given for a float key becomes a float.
+
+    ``sparsity=1`` and ``sparsity=1.0`` are one cell: one data stream, one hash.
+    """
+    out = dict(flat)
+    for key, value in flat.items():
+        group, _, param = key.partition(".")
+        registry = GROUPS.get(group, {})
+        if param and flat.get(group) in registry:
+            default = Registry.params(registry[flat[group]]).get(param)
+            is_float = isinstance(default, float)
+        else:
+            is_float = key in FLOAT_KEYS
+        if is_float and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = float(value)
+    return out
 
 
 def validate_cell(flat: dict[str, Any]) -> list[str]:
@@ -261,6 +284,7 @@ def _cell_name(point: list[Override]) -> str:
 
 def folder_conflict(folder: Path, flat: dict) -> str | None:
     """Why ``folder`` cannot hold this cell (it holds another one), or None."""
+    flat = normalise(flat)
     stored = read_status(folder) if (folder / STATUS_FILE).exists() else {}
     if stored.get("fingerprint", fingerprint(flat)) == fingerprint(flat):
         return None

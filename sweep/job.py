@@ -41,7 +41,7 @@ from sweep.folders import (
 )
 from sweep.methods import Recovery, recover_trials
 from sweep.metrics import feature_metrics, recovery_metrics
-from sweep.models import MODELS, TRAINED, Model
+from sweep.models import MODELS, TRAINED, UNREPRESENTED, Model, known_dictionary
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ FAIL_ENV = "SWEEP_TEST_FAIL_CELLS"
 N_SHOWN = 16  # test samples of trial 0 kept in samples.parquet, for heatmaps
 DATA_KEYS = ("n_features", "sparsity", "k")
 MODEL_KEYS = ("n_features", "neurons")
+TRAINING_VERSION = 2  # part of a cached model's key: bump when training code changes
 
 
 def run(
@@ -67,7 +68,8 @@ def run(
     """
     try:
         timeout = cfg.get("cell_timeout_s")
-        return _run(flatten(cfg), Path(out_dir), sweep, cell, cache_dir, timeout)
+        flat = config.normalise(flatten(cfg))
+        return _run(flat, Path(out_dir), sweep, cell, cache_dir, timeout)
     except FolderConflict as err:  # nothing is written: the folder keeps its results
         log.error("refused %s: %s", cell or out_dir, err)
         return {"status": "failed", "error": str(err)}
@@ -148,22 +150,25 @@ def run_trials(
     fit_seconds = (time.perf_counter() - t0) / len(models)  # trials train together
     data = [draw(flat, trial, model) for trial, model in enumerate(models)]
     t1 = time.perf_counter()
+    tol = flat.get("represented_tol", UNREPRESENTED)  # a config older than the key
+    known = [known_dictionary(m.W, tol) for m in models]
     recoveries = recover_trials(
-        flat["method"], [d.H for d in data], [m.W for m in models],
+        flat["method"], [d.H for d in data], known,
         H_trains=[d.H_train for d in data], bs=[m.b for m in models],
         rngs=[stream(flat, t, "method", flat) for t in range(len(models))],
-        **_params(flat, "method"),
+        relus=[m.relu for m in models], **_params(flat, "method"),
     )  # fmt: skip
     recover_seconds = (time.perf_counter() - t1) / len(models)  # may run together
     metrics, features = [], []
     for trial, (model, d, recovery) in enumerate(
         zip(models, data, recoveries, strict=True)
     ):
-        result = score(flat, model, d, recovery)
-        metrics.append(
-            result.row
-            | {"fit_seconds": fit_seconds, "recover_seconds": recover_seconds}
-        )
+        result = score(flat, model, d, recovery, known[trial])
+        learned = result.row.pop("fit_seconds", 0.0)  # a learned method's own fit
+        metrics.append(result.row | {
+            "fit_seconds": fit_seconds + learned,
+            "recover_seconds": recover_seconds - learned,
+        })  # fmt: skip
         features.append(result.features.assign(trial=trial))
         if trial == 0:  # kept for figures: a few samples, the atoms' cosines
             X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
@@ -190,7 +195,8 @@ def build_models(flat: dict, cache_dir: Path | None = None) -> list[Model]:
 
     if flat["model"] not in TRAINED or cache_dir is None:
         return build(rngs)
-    folder = cache_dir / config.fingerprint(keys | {"seed": flat["seed"]})[:16]
+    version = {"seed": flat["seed"], "training": TRAINING_VERSION}
+    folder = cache_dir / config.fingerprint(keys | version)[:16]
     with locked(folder):  # a second cell of this model waits, then loads
         models = {t: _load(folder / f"trial{t}.npz") for t in range(len(rngs))}
         missing = [t for t, model in models.items() if model is None]
@@ -259,10 +265,12 @@ def draw(flat: dict, trial: int, model: Model) -> Data:
     return Data(X, H, _training_data(flat, trial, model.W, data, noise_keys))
 
 
-def score(flat: dict, model: Model, data: Data, recovery: Recovery) -> TrialResult:
-    """One trial's metrics; a learned dictionary is aligned to W first."""
+def score(
+    flat: dict, model: Model, data: Data, recovery: Recovery, known: np.ndarray
+) -> TrialResult:
+    """One trial's metrics; a learned dictionary is aligned to the known W first."""
     X, H = data.X, data.H
-    X_hat, found = recovered(recovery, model.W, H=H)
+    X_hat, found = recovered(recovery, known, H=H)
     info = recovery.info | (found.info if found is not None else {})
     row = recovery_metrics(
         X, X_hat, H=H, W=model.W, importance=model.importance,
@@ -433,7 +441,7 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
         )  # fmt: skip
     if "converged" in rows and rows["converged"].mean() < 1:
         log.warning(
-            "%s: the solver stopped at method.max_iter on %.0f %% of the samples",
+            "%s: the solver stopped at max_iter before converging in %.0f %% of cases",
             cell,
             100 * (1 - rows["converged"].mean()),
         )

@@ -9,6 +9,8 @@ convert where sklearn's convention differs. Unrepresented features (a column of 
 below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
 """
 
+import inspect
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -201,9 +203,11 @@ def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
 
 
 @METHODS.register("readout")
-def recover_readout(H, W, *, H_train, b, rng) -> Recovery:
-    """The network's own decoder ReLU(W.T h + b) (b = 0 for a random W)."""
-    return Recovery(np.maximum(H @ W + b, 0.0))
+def recover_readout(H, W, *, H_train, b, rng, relu=True) -> Recovery:
+    """The model's own decoder: ReLU(W.T h + b), or W.T h + b for a linear model
+    (``relu`` comes from the model, not the config; b = 0 for a random W)."""
+    out = H @ W + b
+    return Recovery(np.maximum(out, 0.0) if relu else out)
 
 
 # --- methods that learn the dictionary from H_train alone ------------------------
@@ -227,7 +231,7 @@ def _seed(rng: np.random.Generator) -> int:
 )
 def recover_dict_learning(
     H, W, *, H_train, b, rng, alpha=0.1, transform_alpha=1e-3, n_components=None,
-    batch_size=256, max_iter=50, positive=True,
+    batch_size=256, max_iter=10, positive=True,
 ) -> Recovery:  # fmt: skip
     """Mini-batch dictionary learning (sklearn) on H_train; codes by L1 through it.
 
@@ -236,17 +240,21 @@ def recover_dict_learning(
     """
     model = MiniBatchDictionaryLearning(
         n_components=n_components or W.shape[1], alpha=alpha, batch_size=batch_size,
-        max_iter=max_iter, fit_algorithm="cd" if positive else "lars",
+        max_iter=max_iter, tol=0.0, max_no_improvement=None,  # exactly max_iter passes
+        fit_algorithm="cd" if positive else "lars",
         positive_code=positive, random_state=_seed(rng), n_jobs=1,
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
         D = model.fit(H_train).components_  # (n_atoms, n_neurons), unit rows
+        fit_seconds = time.perf_counter() - start
         codes = sparse_encode(
             H, D, algorithm="lasso_cd" if positive else "lasso_lars",
             alpha=transform_alpha, positive=positive, n_jobs=1,
         )  # fmt: skip
-    return Recovery(atoms=D.T, codes=codes, nonneg=positive)
+    info = {"fit_seconds": fit_seconds}
+    return Recovery(atoms=D.T, codes=codes, nonneg=positive, info=info)
 
 
 @METHODS.register(
@@ -266,25 +274,37 @@ def recover_ica(
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
+        start = time.perf_counter()
         ica.fit(H_train)
+        fit_seconds = time.perf_counter() - start
     codes = H @ ica.components_.T  # the sources without their mean removed
     offset = ica.mean_ - ica.mean_ @ ica.components_.T @ ica.mixing_.T
-    converged = float(ica.n_iter_ < max_iter)
-    return Recovery(
-        atoms=ica.mixing_, codes=codes, offset=offset, info={"converged": converged}
-    )
+    info = {"converged": float(ica.n_iter_ < max_iter), "fit_seconds": fit_seconds}
+    return Recovery(atoms=ica.mixing_, codes=codes, offset=offset, info=info)
 
 
 def recover_trials(
-    name: str, Hs, Ws, *, H_trains, bs, rngs, **params
+    name: str, Hs, Ws, *, H_trains, bs, rngs, relus, **params
 ) -> list[Recovery]:
     """Every trial of a cell: one call per trial, or one for all where a method
-    trains its trials together (``BATCHED``; each still sees only its own data)."""
+    trains its trials together (``BATCHED``; each still sees only its own data).
+    ``relus``: whether each trial's model decodes through a ReLU (for ``readout``)."""
     if name in BATCHED:
         return BATCHED[name](Hs, Ws, H_trains=H_trains, rngs=rngs, **params)
+    fn = METHODS[name]
+    takes_relu = "relu" in inspect.signature(fn).parameters
+    calls = zip(Hs, Ws, H_trains, bs, rngs, relus, strict=True)
     return [
-        METHODS[name](H, W, H_train=H_train, b=b, rng=rng, **params)
-        for H, W, H_train, b, rng in zip(Hs, Ws, H_trains, bs, rngs, strict=True)
+        fn(
+            H,
+            W,
+            H_train=Ht,
+            b=b,
+            rng=rng,
+            **params,
+            **({"relu": r} if takes_relu else {}),
+        )
+        for H, W, Ht, b, rng, r in calls
     ]
 
 
@@ -293,14 +313,16 @@ def recover_sae_trials(
 ) -> list[Recovery]:
     """Sparse autoencoders of all trials, trained together (sweep/sae.py)."""
     k = max(1, round(expansion * Ws[0].shape[1]))
+    start = time.perf_counter()
     params = train_sae(
         np.stack(H_trains), rngs=rngs, n_latents=k, l1=l1, lr=lr, steps=steps,
         batch_size=batch_size,
     )  # fmt: skip
+    info = {"fit_seconds": (time.perf_counter() - start) / len(Hs)}  # one share each
     codes = sae_encode(params, np.stack(Hs))
     return [
         Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
-                 nonneg=True)
+                 nonneg=True, info=dict(info))
         for t in range(len(Hs))
     ]  # fmt: skip
 

@@ -15,6 +15,7 @@ MODELS = Registry("model")
 # A column of W shorter than this fraction of the longest one is an unrepresented
 # feature: recovered as 0, never normalised (DESIGN.md).
 UNREPRESENTED = 1e-3
+REPRESENTED_NORM = 0.5  # n_represented of a trained model: features with ||W_i|| > 0.5
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Model:
     b: np.ndarray  # (n_features,)
     importance: np.ndarray  # (n_features,), weights of the weighted mse
     info: dict = field(default_factory=dict)  # per-trial scalars for metrics.parquet
+    relu: bool = True  # its own decoder: ReLU(W.T h + b), or W.T h + b if False
 
 
 # Models trained on the cell's data: their W depends on sparsity / k, and a trained
@@ -45,10 +47,19 @@ def random_models(n_features: int, n_neurons: int, *, rngs) -> list[Model]:
     return [random_model(n_features, n_neurons, rng=rng) for rng in rngs]
 
 
-def represented(W: np.ndarray) -> np.ndarray:
-    """Boolean (n_features,): columns of W long enough to count as represented."""
+def represented(W: np.ndarray, tol: float = UNREPRESENTED) -> np.ndarray:
+    """Boolean (n_features,): columns longer than ``tol`` x the longest column."""
     norms = np.linalg.norm(W, axis=0)
-    return norms > UNREPRESENTED * norms.max(initial=0.0)
+    return norms > tol * norms.max(initial=0.0)
+
+
+def known_dictionary(W: np.ndarray, tol: float) -> np.ndarray:
+    """W with its unrepresented columns (``represented(W, tol)``) set to zero.
+
+    What recovery methods are given: a feature the model barely represents is
+    recovered as 0, never divided by its tiny norm.
+    """
+    return W * represented(W, tol)
 
 
 # --- trained toy models (Elhage et al. 2022, section "Demonstrating Superposition") ---
@@ -188,40 +199,47 @@ def toy_models(
 ) -> list[Model]:
     """Train ``restarts`` instances per trial, all together; keep each trial's best.
 
-    Importance I_i = importance_decay ** i. A trial's restarts and its evaluation batch
-    come from its own generator only, so a trial's model does not depend on how many
-    trials train beside it. The best restart has the lowest loss on that batch.
+    Importance I_i = importance_decay ** i. A trial's restarts and its evaluation
+    batches come from its own generator only, so a trial's model does not depend on
+    how many trials train beside it. The best restart has the lowest loss on one
+    batch; ``train_loss`` is measured on another, so it is not biased by the choice.
     """
     importance = importance_decay ** np.arange(n_features, dtype=float)
-    children = [rng.spawn(restarts + 1) for rng in rngs]  # restarts + evaluation
+    children = [rng.spawn(restarts + 2) for rng in rngs]  # restarts, select, report
     W, b = train_toy(
-        n_features, n_neurons, rngs=[c for cs in children for c in cs[:-1]],
+        n_features, n_neurons, rngs=[c for cs in children for c in cs[:restarts]],
         sparsity=sparsity, k=k, importance=importance, relu=relu, **train,
     )  # fmt: skip
+
+    def loss(rng, W, b) -> np.ndarray:
+        X = toy_batch(rng, EVAL_BATCH, n_features, sparsity=sparsity, k=k, dtype=float)
+        X = np.broadcast_to(X, (len(W), *X.shape))
+        return toy_loss_and_grads(W, b, X, importance, relu=relu)[0]
+
     models = []
     for t, cs in enumerate(children):
-        X = toy_batch(cs[-1], 8192, n_features, sparsity=sparsity, k=k, dtype=float)
         runs = slice(t * restarts, (t + 1) * restarts)
-        losses, _, _ = toy_loss_and_grads(
-            W[runs], b[runs], np.broadcast_to(X, (restarts, *X.shape)), importance,
-            relu=relu,
-        )  # fmt: skip
-        best = t * restarts + int(np.argmin(losses))
-        models.append(_trained(W[best], b[best], importance, float(losses.min())))
+        best = t * restarts + int(np.argmin(loss(cs[restarts], W[runs], b[runs])))
+        one = slice(best, best + 1)
+        reported = float(loss(cs[restarts + 1], W[one], b[one])[0])
+        models.append(_trained(W[best], b[best], importance, reported, relu))
     return models
 
 
+EVAL_BATCH = 8192  # samples that choose the best restart, and that report its loss
+
+
 def _trained(
-    W: np.ndarray, b: np.ndarray, importance: np.ndarray, loss: float
+    W: np.ndarray, b: np.ndarray, importance, loss: float, relu: bool
 ) -> Model:
     """A trained Model with the paper's per-trial summaries."""
     norms = np.linalg.norm(W, axis=0)
     info = {
-        "n_represented": int(np.sum(norms > 0.5)),
+        "n_represented": int(np.sum(norms > REPRESENTED_NORM)),
         "dims_per_feature": float(W.shape[0] / np.sum(W**2)),
         "train_loss": loss,
     }
-    return Model(W=W, b=b, importance=importance, info=info)
+    return Model(W=W, b=b, importance=importance, info=info, relu=relu)
 
 
 class AdamW:

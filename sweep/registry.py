@@ -33,7 +33,7 @@ class Registry(dict):
     @staticmethod
     def params(fn: Callable) -> dict[str, Any]:
         """The tunable keyword-only parameters of ``fn`` with their defaults."""
-        fixed = {"H_train", "b", "rng", "rngs", "sparsity", "k"}  # given by the job
+        fixed = {"H_train", "b", "rng", "rngs", "sparsity", "k", "relu"}  # by the job
         return {
             p.name: p.default
             for p in inspect.signature(fn).parameters.values()

@@ -31,6 +31,7 @@ CONFIG_KEYS = (
     "n_train",
     "noise",
     "success_tol",
+    "represented_tol",
 )
 
 # Per-trial metrics on test data (see DESIGN.md, "Results schema").

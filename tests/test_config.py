@@ -189,3 +189,16 @@ def test_group_parameters_reach_every_job_of_a_swept_group(argv, forced):
     out = force_group_params(argv)
     assert ("++model.steps=50" in out) == forced
     assert validate_argv(out) == []
+
+
+def test_an_integer_for_a_float_key_is_the_same_cell():
+    from sweep.config import _PARSER as parser
+    from sweep.config import fingerprint, normalise, point_config
+
+    a, _ = point_config(parser.parse_overrides(["sparsity=1", "method=lasso",
+                                                "method.alpha=1"]))  # fmt: skip
+    b, _ = point_config(parser.parse_overrides(["sparsity=1.0", "method=lasso",
+                                                "method.alpha=1.0"]))  # fmt: skip
+    assert a["sparsity"] == 1 and isinstance(a["sparsity"], int)  # as given
+    assert fingerprint(normalise(a)) == fingerprint(normalise(b))
+    assert normalise(a)["method.alpha"] == 1.0 and normalise(a)["neurons"] == 20

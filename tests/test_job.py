@@ -22,6 +22,7 @@ def cell(**changes):
         "n_train": 20,
         "noise": 0.0,
         "success_tol": 0.01,
+        "represented_tol": 1e-3,
         "model": {"name": "random"},
         "method": {"name": "omp", "tol": 1e-6, "n_nonzero_coefs": None},
     }

@@ -65,6 +65,24 @@ def test_loss_is_the_importance_weighted_error(rng):
     assert loss[0] == pytest.approx(np.mean(((X[0] - out) ** 2) @ importance))
 
 
+def test_adamw_matches_the_pytorch_algorithm_over_several_steps(rng):
+    # torch.optim.AdamW, written out per element (its documented algorithm)
+    lr, wd, b1, b2, eps = 0.01, 0.1, 0.9, 0.999, 1e-8
+    p0 = rng.normal(size=5)
+    grads = rng.normal(size=(6, 5))
+    p, m, v = p0.copy(), np.zeros(5), np.zeros(5)
+    for t, g in enumerate(grads, start=1):
+        p = p - lr * wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    ours = p0.copy()
+    adam = AdamW([ours], lr=lr, weight_decay=wd)
+    for g in grads:
+        adam.step([g])
+    assert np.allclose(ours, p, rtol=1e-12, atol=1e-14)
+
+
 def test_adamw_first_step_is_decoupled_decay_plus_sign_step():
     p = np.array([1.0, -2.0])
     AdamW([p], lr=0.1, weight_decay=0.5).step([np.array([3.0, -0.2])])
@@ -178,3 +196,29 @@ def test_trained_cell_reports_the_paper_summaries(tmp_path):
     # readout is the model's own decoder: on fresh data its weighted mse estimates
     # the loss the model was selected by
     assert row["weighted_mse"] == pytest.approx(row["train_loss"], rel=0.1)
+
+
+def test_the_linear_models_readout_is_linear(tmp_path):
+    linear = toy_cell(n_samples=3000)
+    linear["model"] = linear["model"] | {"name": "toy_linear"}
+    job.run(linear, tmp_path)
+    row = pd.read_parquet(tmp_path / schema.METRICS_FILE).iloc[0]
+    samples = pd.read_parquet(tmp_path / schema.SAMPLES_FILE)
+    assert (samples["recovered"] < 0).any()  # no ReLU on the linear model's output
+    assert row["weighted_mse"] == pytest.approx(row["train_loss"], rel=0.1)
+
+
+def test_dead_columns_are_hidden_from_recovery_above_represented_tol(tmp_path):
+    # a trained W keeps dead columns of norm ~0.01: OMP divides by them unless they
+    # are hidden (represented_tol), and then blows up
+    base = toy_cell(n_features=20, neurons=5, trials=1, n_samples=300)
+    base["model"] = base["model"] | {"steps": 2000, "batch_size": 1024}
+    base["method"] = {"name": "omp", "tol": 1e-6, "n_nonzero_coefs": None}
+    nmse = {}
+    for tol in (1e-3, 0.1):
+        job.run(base | {"represented_tol": tol}, tmp_path / str(tol),
+                cache_dir=tmp_path / "models")  # fmt: skip
+        nmse[tol] = pd.read_parquet(tmp_path / str(tol) / schema.METRICS_FILE)["nmse"][
+            0
+        ]
+    assert nmse[0.1] < 2 and nmse[1e-3] > 100
