@@ -82,10 +82,18 @@ def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
         log.warning("no %s in %s (status %s)", METRICS_FILE, cell_dir, status)
         return None
     try:
-        return pd.read_parquet(path)
+        rows = pd.read_parquet(path)
     except Exception as err:  # a partial or corrupt file must not stop the analysis
         log.warning("skipping unreadable %s: %s", path, err)
         return None
+    missing = [c for c in METRIC_COLUMNS if c not in rows]
+    if missing:  # e.g. written by an older schema_version: kept, its gaps are NaN
+        version = rows["schema_version"].iloc[0] if "schema_version" in rows else "?"
+        log.warning(
+            "%s (schema_version %s) lacks %s: those values are missing from its cell",
+            path, version, ", ".join(missing),
+        )  # fmt: skip
+    return rows
 
 
 def tidy(trials: pd.DataFrame) -> pd.DataFrame:

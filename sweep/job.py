@@ -424,6 +424,7 @@ def _git_commit() -> str | None:
 def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
     if status["status"] == "failed":
         log.error("failed %s: %s (%.2f s)", cell, status["error"], status["seconds"])
+        log.debug("%s", status["traceback"])  # in the cell's log file, not the console
         return
     means = rows[["success_rate", "nmse", "support_f1"]].mean()
     log.info(

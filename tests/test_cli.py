@@ -166,6 +166,12 @@ def test_failed_cell_gives_exit_1_and_the_rest_finishes(tmp_path):
     )
     assert status["status"] == "ok"
     assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
+    failed = tmp_path / "method=lstsq,neurons=5,sparsity=0.05"
+    assert (
+        "Traceback"
+        in json.loads((failed / schema.STATUS_FILE).read_text())["traceback"]
+    )
+    assert "Traceback (most recent call last)" in (failed / "cell.log").read_text()
 
 
 def test_single_run(tmp_path):
