@@ -65,6 +65,8 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             frames.append(rows.assign(status=status["status"], **{CELL_DIR: name}))
         n_rows = 0 if rows is None else len(rows)
         cells.append({CELL_DIR: name, **status, "rows": n_rows})
+    for name in folders.never_started(sweep_dir):  # in grid.json, no folder at all
+        cells.append({CELL_DIR: name, "status": "missing", "error": "never started"})
     cells = pd.DataFrame(cells, columns=[CELL_DIR, "status", "error", "rows"])
     for status, names in cells.groupby("status")[CELL_DIR]:
         if status not in DONE:

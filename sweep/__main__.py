@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sweep import OUTPUTS_DIR, callbacks, config, job
-from sweep.folders import MODELS_DIR
+from sweep.folders import MODELS_DIR, record_grid
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -52,6 +52,10 @@ def cli(argv: list[str]) -> int:
             sys.stderr.writelines(f"  {line}\n" for line in errors)
             return 2
         argv = with_default_dirs(argv)
+        multirun, overrides, _ = config.split_argv(argv)
+        if multirun:  # so that cells that never start are reported missing
+            target = config.target_dir(argv)
+            record_grid(target, config.cell_names(argv))
     sys.argv = [sys.argv[0], *argv]
     main()
     if informational & set(argv):

@@ -210,15 +210,54 @@ def validate_argv(argv: list[str]) -> list[str]:
     except Exception as err:  # Hydra's grammar errors: keep their first line
         first = str(err).strip().splitlines()[0]
         return [f"cannot parse the overrides ({first}); allowed: key=value, key=a,b"]
+    errors = _check_hydra_overrides(parsed)
     target = _target_dir(parsed, multirun)
-    errors = []
+    folders: dict[str, dict] = {}  # cell folder name -> its configuration
     for point in points:
         flat, point_errors = point_config(point)
         errors += point_errors
-        if target and not point_errors:
-            folder = target / _cell_name(point) if multirun else target
+        if point_errors:
+            continue
+        name = _cell_name(point) if multirun else ""
+        other = folders.setdefault(name, flat)
+        if fingerprint(normalise(other)) != fingerprint(normalise(flat)):
+            errors.append(
+                f"two points of the grid share the folder {name!r} with different"
+                " configurations: set the differing keys on the command line, not"
+                " through experiment= alone"
+            )
+        if target:
+            folder = target / name if multirun else target
             errors += [why] if (why := folder_conflict(folder, flat)) else []
     return _unique(errors)
+
+
+def cell_names(argv: list[str]) -> list[str]:
+    """The cell folders of a valid multirun command line (after ``validate_argv``)."""
+    multirun, overrides, _ = split_argv(argv)
+    points = _grid(_PARSER.parse_overrides(overrides), multirun)
+    return [_cell_name(point) for point in points]
+
+
+def _check_hydra_overrides(parsed: list[Override]) -> list[str]:
+    """Hydra settings this validation cannot see into, or that would crash Hydra."""
+    errors = []
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra.sweeper.params"):
+            errors.append(
+                f"{o.input_line}: set grid axes as key=a,b on the command line or in"
+                " conf/experiment/, not through hydra.sweeper.params"
+            )
+        elif key == "hydra.launcher.n_jobs" and (
+            not isinstance(o.value(), int)
+            or isinstance(o.value(), bool)
+            or o.value() == 0
+        ):
+            errors.append(
+                f"{o.input_line}: allowed is a nonzero integer (-1: all cores)"
+            )
+    return errors
 
 
 _PARSER = OverridesParser.create()
@@ -227,14 +266,14 @@ _PARSER = OverridesParser.create()
 def _grid(parsed: list[Override], multirun: bool) -> list[list[Override]]:
     """The points of the grid (task overrides each), expanded as Hydra will."""
     task = [o for o in parsed if not o.is_hydra_override()]
+    preset = _preset_of(task)
+    if preset not in _options(PRESETS):
+        raise ValueError(_unknown(PRESETS, preset, _options(PRESETS)))
     if not multirun:
         sweeps = [o.input_line for o in task if o.is_sweep_override()]
         if sweeps:
             raise ValueError(f"{sweeps[0]}: a sweep needs -m (multirun)")
         return [task]
-    preset = _preset_of(task)
-    if preset not in _options(PRESETS):
-        raise ValueError(_unknown(PRESETS, preset, _options(PRESETS)))
     params = _base_config(preset, "", "").hydra.sweeper.params or {}
     lines = [f"{k}={v}" for k, v in params.items()] + [o.input_line for o in task]
     (points,) = BasicSweeper.split_arguments(_PARSER.parse_overrides(lines), None)
@@ -267,6 +306,12 @@ def point_config(overrides: list[Override]) -> tuple[dict, list[str]]:
         if why := check(cfg.get(key)):
             errors.append(f"{key}={cfg.get(key)!r}: allowed is {why}")
     return flat, errors + validate_cell(flat)
+
+
+def target_dir(argv: list[str]) -> Path | None:
+    """The sweep (or run) folder a command line names, if it names one."""
+    multirun, overrides, _ = split_argv(argv)
+    return _target_dir(_PARSER.parse_overrides(overrides), multirun)
 
 
 def _target_dir(parsed: list[Override], multirun: bool) -> Path | None:
@@ -304,7 +349,8 @@ def conflict_message(folder: Path, stored: dict, flat: dict) -> str:
             if stored.get(k) != flat.get(k)]  # fmt: skip
     return (
         f"{folder} holds another configuration ({'; '.join(diff)}): choose another"
-        " hydra.sweep.dir, or delete that folder to recompute it"
+        " hydra.sweep.dir (hydra.run.dir for a single run), or delete that folder to"
+        " recompute it"
     )
 
 

@@ -37,11 +37,39 @@ def read_status(cell_dir: Path) -> dict:
 
 
 def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
-    """Status of every cell of a sweep, keyed by its folder relative to the sweep."""
-    return {
+    """Status of every cell of a sweep, keyed by its folder relative to the sweep;
+    a cell of the recorded grid that has no folder never started: ``missing``."""
+    statuses = {
         str(cell.relative_to(sweep_dir)): read_status(cell)
         for cell in cell_dirs(sweep_dir)
     }
+    for name in never_started(sweep_dir):
+        statuses[name] = {"status": "missing", "error": "never started"}
+    return statuses
+
+
+GRID_FILE = "grid.json"  # the cell folders every run of this sweep asked for
+
+
+def record_grid(sweep_dir: Path, names: list[str]) -> None:
+    """Add the cell folders a command asks for to the sweep's grid.json."""
+    write_json({"cells": sorted(set(expected_cells(sweep_dir)) | set(names))},
+               sweep_dir / GRID_FILE)  # fmt: skip
+
+
+def expected_cells(sweep_dir: Path) -> list[str]:
+    """The cell folders recorded in grid.json (none if it is absent or unreadable)."""
+    try:
+        return list(json.loads((sweep_dir / GRID_FILE).read_text())["cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def never_started(sweep_dir: Path) -> list[str]:
+    """Cells of the recorded grid without a folder (the sweep stopped before them)."""
+    return [
+        name for name in expected_cells(sweep_dir) if not (sweep_dir / name).is_dir()
+    ]
 
 
 def write_atomic(path: Path, write: Callable[[str], object]) -> None:

@@ -103,6 +103,18 @@ BAD = [
     (["model=toy_relu", "model.lr=-1"], "model.lr=-1 (model=toy_relu)"),
     (["model=toy_linear", "model.restarts=1.5"], "model.restarts=1.5"),
     (["model.steps=10"], "model random has no parameter 'steps'"),
+    (["experiment=nope"], "experiment='nope': unknown"),
+    (["neurons=inf"], "neurons=inf: allowed is an integer >= 1"),
+    (["trials=true"], "trials=True: allowed is an integer >= 1"),
+    (["seed=-1"], "seed=-1: allowed is an integer >= 0"),
+    (["method=sae", "n_train=0"], "a learned method needs training data"),
+    (["cell_timeout_s=0"], "cell_timeout_s=0: allowed is null or a finite number"),
+    (["-m", "hydra.launcher.n_jobs=0"], "allowed is a nonzero integer"),
+    (["-m", "+hydra.sweeper.params.noise=-1"], "not through hydra.sweeper.params"),
+    (
+        ["-m", "experiment=smoke,default", "method=omp", "neurons=5", "sparsity=0.05"],
+        "share the folder 'method=omp,neurons=5,sparsity=0.05'",
+    ),
 ]
 
 

@@ -112,6 +112,12 @@ def test_sigint_of_the_sweep_then_resume(tmp_path, uninterrupted):
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     assert proc.wait(timeout=60) != 0
     assert len(list(tmp_path.rglob(schema.STATUS_FILE))) < 4
+    assert run_cli("analysis", str(tmp_path)).returncode == 0
+    cells = pd.read_csv(tmp_path / schema.ANALYSIS_DIR / "cells.csv")
+    assert len(cells) == 4  # the cells that never started are listed as missing
+    assert set(cells["status"]) <= {"ok", "missing"} and "missing" in set(
+        cells["status"]
+    )
     _assert_nothing_partial_and_resume(tmp_path, uninterrupted)
 
 
