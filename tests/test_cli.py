@@ -116,7 +116,7 @@ def test_same_sweep_same_metrics_whatever_the_process(tmp_path):
     for n_jobs, hash_seed in [(2, "1"), (1, "2")]:
         where = tmp_path / f"run{n_jobs}"
         out = run_cli(
-            "sweep", "-m", "experiment=smoke", "method=basis_pursuit,nnls",
+            "sweep", "-m", "experiment=smoke", "method=basis_pursuit,nnls,sae",
             f"hydra.sweep.dir={where}", f"hydra.launcher.n_jobs={n_jobs}",
             "hydra.callbacks.sweep_end.analyze=false",
             env={"PYTHONHASHSEED": hash_seed},
