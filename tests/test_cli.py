@@ -239,3 +239,15 @@ def test_a_cell_past_cell_timeout_s_fails_and_the_sweep_goes_on(tmp_path):
     assert "2 cells: 1 ok, 1 failed" in out.stdout
     assert "ran past cell_timeout_s=0.3" in out.stdout
     assert not any("cell_timeout_s" in p.name for p in tmp_path.iterdir())
+
+
+def test_submitit_local_runs_a_sweep_end_to_end(tmp_path):
+    # the SLURM launcher's local stand-in; max_batch_size caps cells running at once
+    out = run_cli(
+        "sweep", "-m", "experiment=smoke", "method=omp,lstsq", "neurons=5",
+        "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert "4 cells: 4 ok, 0 failed, 0 cached" in out.stdout
+    assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()

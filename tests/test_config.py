@@ -214,3 +214,14 @@ def test_an_integer_for_a_float_key_is_the_same_cell():
     assert a["sparsity"] == 1 and isinstance(a["sparsity"], int)  # as given
     assert fingerprint(normalise(a)) == fingerprint(normalise(b))
     assert normalise(a)["method.alpha"] == 1.0 and normalise(a)["neurons"] == 20
+
+
+def test_slurm_launcher_config_has_the_cluster_keys():
+    launcher = _compose("hydra/launcher=slurm").hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert {"partition", "timeout_min", "cpus_per_task", "mem_gb"} <= set(launcher)
+    assert launcher.array_parallelism == 64 and launcher.cpus_per_task == 1
+    assert (
+        validate_argv(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=cpu"])
+        == []
+    )
