@@ -117,7 +117,9 @@ def main() -> None:
         skcol = f"{sk:>14.3f}" if sk else f"{'-':>14}"
         memory = peak_memory_mb(name)
         out.write(f"{name:<15}{cols}{skcol}{ratio}{memory:>9.0f}\n")
-        result[name] = {"s_per_1000": [round(table[n][name][0], 4) for n in SIZES],
+        seconds = [table[n][name][0] for n in SIZES]
+        result[name] = {"s_per_1000": [None if np.isnan(t) else round(t, 4)
+                                       for t in seconds],
                         "over_sklearn": round(ours / sk, 3) if sk else None,
                         "peak_mb": round(memory)}  # fmt: skip
     out.write(json.dumps(result) + "\n")
