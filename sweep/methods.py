@@ -7,6 +7,10 @@ atoms): they learn a dictionary from H_train (n_train, n_neurons) alone.
 Every L1 penalty means, per sample, 1/2 ||h - W x||^2 + alpha ||x||_1; methods
 convert where sklearn's convention differs. Unrepresented features (a column of W
 below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
+
+sklearn and scipy are imported inside the methods that call them: a sweep's parent
+process imports this module only for the registry, to validate a grid, and importing
+them there would add about 0.8 s to every command before its first cell starts.
 """
 
 import inspect
@@ -15,10 +19,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
-from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning, sparse_encode
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Lasso, lars_path_gram, orthogonal_mp_gram
 
 from sweep.checks import boolean, integer, optional, real
 from sweep.models import represented
@@ -72,6 +72,8 @@ def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Rec
     Stops when ||h - W x||^2 <= tol ||h||^2 (relative squared residual), or after
     ``n_nonzero_coefs`` atoms when that is set (then ``tol`` is not used).
     """
+    from sklearn.linear_model import orthogonal_mp_gram
+
     d = _Dictionary(W)
     # sklearn's tol is one absolute squared residual for all samples: scale every
     # sample to unit norm so that it becomes relative (OMP is scale-equivariant).
@@ -99,6 +101,9 @@ def recover_lasso_lars(
     H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000
 ) -> Recovery:
     """L1-regularised least squares by LARS (sklearn ``sparse_encode``)."""
+    from sklearn.decomposition import sparse_encode
+    from sklearn.exceptions import ConvergenceWarning
+
     d = _Dictionary(W)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -125,6 +130,9 @@ def recover_lasso(
     H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000, tol=1e-6
 ) -> Recovery:
     """L1-regularised least squares by coordinate descent (sklearn ``Lasso``)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import Lasso
+
     d = _Dictionary(W)
     # Lasso minimises 1/(2 n_rows) ||h - W x||^2 + a ||x||_1 with n_rows = n_neurons.
     model = Lasso(
@@ -149,6 +157,8 @@ def recover_threshold(H, W, *, H_train, b, rng, alpha=0.1, positive=False) -> Re
 
     The exact L1 solution when the columns of W are orthogonal (one alpha convention).
     """
+    from sklearn.decomposition import sparse_encode
+
     d = _Dictionary(W)
     codes = sparse_encode(
         H, d.W.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
@@ -164,6 +174,9 @@ def recover_basis_pursuit(
 
     One ``lars_path_gram`` call per sample: sklearn has no batched LARS path.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import lars_path_gram
+
     d = _Dictionary(W)
     gram, Xy = d.W.T @ d.W, H @ d.W
     codes = np.zeros((H.shape[0], d.W.shape[1]))
@@ -197,6 +210,8 @@ def recover_lstsq(H, W, *, H_train, b, rng) -> Recovery:
 @METHODS.register("nnls")
 def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
     """Nonnegative least squares (scipy ``nnls``: one call per sample, none batched)."""
+    from scipy.optimize import nnls
+
     d = _Dictionary(W)
     codes = np.array([nnls(d.W, h)[0] for h in H]).reshape(H.shape[0], -1)
     return d.scatter(codes, normalised=False)
@@ -238,6 +253,9 @@ def recover_dict_learning(
     ``alpha`` is the sparsity of learning, ``transform_alpha`` that of the test codes
     (1/2 ||h - D z||^2 + alpha ||z||_1 both). Positive codes need coordinate descent.
     """
+    from sklearn.decomposition import MiniBatchDictionaryLearning, sparse_encode
+    from sklearn.exceptions import ConvergenceWarning
+
     model = MiniBatchDictionaryLearning(
         n_components=n_components or W.shape[1], alpha=alpha, batch_size=batch_size,
         max_iter=max_iter, tol=0.0, max_no_improvement=None,  # exactly max_iter passes
@@ -267,6 +285,9 @@ def recover_ica(
     H, W, *, H_train, b, rng, n_components=None, max_iter=400, tol=1e-4
 ) -> Recovery:
     """FastICA (sklearn) on H_train: at most n_neurons sources, their mean restored."""
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
     k = min(n_components or H.shape[1], H.shape[1])
     ica = FastICA(
         n_components=k, whiten="unit-variance", max_iter=max_iter, tol=tol,
