@@ -1,0 +1,360 @@
+"""report.html: the page builder, and the page opened in a real headless Chromium.
+
+The browser tests need Debian's chromium (``apt-get install -y chromium``; .ci/run
+installs it). Without it they fail, they are not skipped.
+"""
+
+import html
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.html import CHECK_ID, best_per_cell, render_report
+
+matplotlib.use("Agg")
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+TIMEOUT_S = 60
+WINDOW = (1280, 2000)
+ODD_CELL = 'cell <&> "x"'  # must come out escaped
+INSTALL_HINT = (
+    "headless Chromium is needed for the report.html tests and was not found "
+    f"(looked for {', '.join(BROWSERS)} on PATH). Install Debian's package: "
+    "`apt-get update && apt-get install -y chromium` (with sudo when not root), "
+    "as .ci/run does."
+)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=60)
+    ax.plot(rng.normal(size=20).cumsum())
+    ax.set_title(f"figure {seed}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+FIGURES = [
+    ("phase_success_rate.png", "success rate over sparsity and neurons"),
+    ("capacity_nmse.png", "largest sparsity recovered, per method"),
+    ("heatmaps.png", "true X and each method's recovery in representative cells"),
+]
+
+
+def _results() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "n_neurons": [8, 8, 16, 16, 16],
+            "sparsity": [0.1, 0.1, 0.1, 0.1, 0.1],
+            "method": ["lasso", "omp", "lasso", "omp", ODD_CELL],
+            "success_rate": [0.9, 0.5, 1.0, 1.0, np.nan],
+            "nmse": [0.01, 0.2, 0.003, 0.001, 0.0],
+        }
+    )
+
+
+def _page(**changes) -> str:
+    figures = [(name, _png(i), caption) for i, (name, caption) in enumerate(FIGURES)]
+    problems = pd.DataFrame(
+        {
+            "cell": ["cells/3", ODD_CELL],
+            "status": ["failed", "missing"],
+            "error": ["ValueError: boom", ""],
+        }
+    )
+    arguments = {
+        "title": "Sweep 2024-01-01_00-00-00",
+        "command": "python -m sweep -m n_neurons=8,16 'method=lasso,omp'",
+        "grid": {"n_neurons": [8, 16], "method": ["lasso", "omp", ODD_CELL]},
+        "figures": figures,
+        "best": best_per_cell(_results(), cell_keys=["n_neurons", "sparsity"]),
+        "problems": problems,
+        "notes": ["2 cells failed or missing"],
+    }
+    return render_report(**{**arguments, **changes})
+
+
+def _with_script(page: str, script: str) -> str:
+    return page.replace("</body>", f"<script>{script}</script>\n</body>")
+
+
+# ---------------------------------------------------------------- the browser
+
+
+def find_browser() -> str:
+    """Chromium's path; a test failure (never a skip) telling how to install it."""
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail(INSTALL_HINT, pytrace=False)
+
+
+def chromium(page_file: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on a file. --no-sandbox: as root (CI, here) Chromium will
+    not start with its sandbox; the page is our own. The virtual time budget lets
+    the load event and the page's check run before the DOM is dumped or shot."""
+    profile = page_file.parent / f"chromium-profile-{os.getpid()}"
+    command = [
+        find_browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        *args,
+        page_file.resolve().as_uri(),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
+    shutil.rmtree(profile, ignore_errors=True)
+    # stderr always carries noise here (no D-Bus, Debian's launcher script): shown
+    # only when Chromium itself failed.
+    noise = re.compile(r"dbus|unexpected operator")
+    lines = done.stderr.splitlines()
+    stderr = "\n".join(line for line in lines if not noise.search(line))
+    assert done.returncode == 0, f"chromium exited {done.returncode}:\n{stderr}"
+    return done
+
+
+class _Check(HTMLParser):
+    """The <body> attributes and the text of <pre id=CHECK_ID> of a dumped DOM."""
+
+    def __init__(self):
+        super().__init__()
+        self.body: dict[str, str | None] = {}
+        self.text, self._inside = "", False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "body":
+            self.body = attrs
+        self._inside = tag == "pre" and attrs.get("id") == CHECK_ID
+
+    def handle_endtag(self, tag):
+        if tag == "pre":
+            self._inside = False
+
+    def handle_data(self, data):
+        if self._inside:
+            self.text += data
+
+
+def page_check(page: str, folder: Path, name: str = "report.html") -> dict:
+    """Open ``page`` from disk in headless Chromium; what its script wrote."""
+    path = folder / name
+    path.write_text(page, encoding="utf-8")
+    parser = _Check()
+    parser.feed(chromium(path, "--dump-dom").stdout)
+    body = parser.body
+    assert body.get("data-checked") == "true", "the page's check did not run"
+    check = json.loads(parser.text)
+    assert int(body["data-images-total"]) == check["images_total"]
+    assert int(body["data-images-loaded"]) == check["images_loaded"]
+    assert int(body["data-errors"]) == check["errors"]
+    return check
+
+
+@pytest.fixture(scope="module")
+def good_page() -> str:
+    return _page()
+
+
+# ---------------------------------------------------------------- in the browser
+
+
+def test_every_image_loads_and_no_errors(good_page, tmp_path):
+    check = page_check(good_page, tmp_path)
+    assert check["images_total"] == len(FIGURES)
+    assert check["images_loaded"] == len(FIGURES), check
+    assert check["broken_images"] == []
+    assert check["errors"] == 0, check["messages"]
+
+
+def test_broken_image_is_reported(tmp_path):
+    figures = [(name, _png(i), caption) for i, (name, caption) in enumerate(FIGURES)]
+    figures[1] = ("bogus.png", b"these bytes are not a PNG", "a broken image")
+    check = page_check(_page(figures=figures), tmp_path)
+    assert check["images_total"] == len(FIGURES)
+    assert check["images_loaded"] == len(FIGURES) - 1
+    assert check["broken_images"] == ["bogus.png"]  # by its alt text
+
+
+def test_image_from_outside_the_page_is_blocked(good_page, tmp_path):
+    """A file the page points to, not embeds, is refused by its CSP: the page
+    stays self-contained even when opened next to its PNGs."""
+    (tmp_path / "figure.png").write_bytes(_png(0))
+    page = good_page.replace(
+        "</body>",
+        f'<img id="outside" src="{(tmp_path / "figure.png").as_uri()}">\n</body>',
+    )
+    check = page_check(page, tmp_path)
+    assert check["images_loaded"] == len(FIGURES)
+    assert check["broken_images"] == ["outside"]
+    assert check["errors"] >= 1 and "blocked by CSP" in check["messages"][0]
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("throw new Error('boom from the page');", "boom from the page"),
+        ("console.error('logged', 42);", "logged 42"),
+        ("Promise.reject('nobody caught me');", "nobody caught me"),
+        ("undefinedFunction();", "undefinedFunction"),
+    ],
+)
+def test_page_errors_are_counted(good_page, tmp_path, script, message):
+    check = page_check(_with_script(good_page, script), tmp_path)
+    assert check["errors"] == 1, check
+    assert message in check["messages"][0]
+    assert check["images_loaded"] == len(FIGURES)
+
+
+def test_screenshot(good_page, tmp_path):
+    path = tmp_path / "report.html"
+    path.write_text(good_page, encoding="utf-8")
+    shot = tmp_path / "artifacts" / "report.png"
+    shot.parent.mkdir()
+    done = chromium(
+        path, f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}"
+    )
+    assert shot.is_file(), done.stderr
+    assert shot.stat().st_size > 20_000
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[:2] == (WINDOW[1], WINDOW[0])
+    assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_missing_browser_fails_with_install_hint(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        find_browser()
+
+
+# ---------------------------------------------------------------- the page as text
+
+
+def test_page_is_self_contained(good_page):
+    assert "http://" not in good_page and "https://" not in good_page
+    sources = re.findall(r'\ssrc="([^"]*)"', good_page)
+    assert len(sources) == len(FIGURES)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "url(" not in good_page and "@import" not in good_page
+
+
+def test_sections_captions_and_ids(good_page):
+    command = html.escape("python -m sweep -m n_neurons=8,16 'method=lasso,omp'")
+    assert f'<pre id="command">{command}</pre>' in good_page
+    assert good_page.count("<figure ") == good_page.count("<figcaption>") == 3
+    for name, caption in FIGURES:
+        assert f"<code>{name}</code>: {html.escape(caption)}</figcaption>" in good_page
+    assert 'id="fig-phase_success_rate-png"' in good_page
+    assert 'href="#fig-heatmaps-png"' in good_page
+    for heading in ("Sweep", "Figures", "Best method per cell", "Failed or missing"):
+        assert f"<h2>{heading}" in good_page
+    assert "<th>n_neurons</th><td>8, 16</td>" in good_page
+    assert "ValueError: boom" in good_page
+    assert "<li>2 cells failed or missing</li>" in good_page
+
+
+def test_text_is_escaped(good_page):
+    assert ODD_CELL not in good_page and "cell <&>" not in good_page
+    assert "<td>lasso, omp, cell &lt;&amp;&gt; &quot;x&quot;</td>" in good_page
+    assert '<td>cell &lt;&amp;&gt; "x"</td>' in good_page  # the problems table
+    page = _page(title="<script>alert(1)</script>", command="a && b < c")
+    assert "<script>alert(1)" not in page
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;</title>" in page
+    assert "a &amp;&amp; b &lt; c" in page
+
+
+def test_empty_sections_say_none():
+    page = _page(figures=[], problems=pd.DataFrame(), best=None, grid=None)
+    problems = page.split("<h2>Failed or missing cells</h2>")[1]
+    assert problems.lstrip().startswith('<p class="none">none</p>')
+    assert "<figure" not in page and "<img" not in page
+    assert "not recorded" in page
+
+
+def test_figure_without_caption_is_refused():
+    with pytest.raises(ValueError, match="no caption"):
+        _page(figures=[("a.png", _png(0), "  ")])
+
+
+def test_duplicate_figure_names_get_distinct_ids():
+    page = _page(figures=[("a.png", _png(0), "one"), ("a.png", _png(1), "two")])
+    assert 'id="fig-a-png"' in page and 'id="fig-a-png-2"' in page
+
+
+# ---------------------------------------------------------------- best_per_cell
+
+
+def test_best_per_cell_highest_success_then_lowest_nmse():
+    best = best_per_cell(_results(), cell_keys=["n_neurons", "sparsity"])
+    assert list(best.columns) == [
+        "n_neurons",
+        "sparsity",
+        "method",
+        "success_rate",
+        "nmse",
+    ]
+    assert best["n_neurons"].tolist() == [8, 16]
+    assert best["method"].tolist() == ["lasso", "omp"]  # 16: a tie, omp's nmse lower
+    assert best["success_rate"].tolist() == [0.9, 1.0]
+    assert best["nmse"].tolist() == [0.01, 0.001]
+
+
+def test_best_per_cell_nan_sorts_last():
+    results = pd.DataFrame(
+        {
+            "k": [1, 1, 1, 2, 2],
+            "method": ["a", "b", "c", "a", "b"],
+            "success_rate": [np.nan, 0.0, 0.0, np.nan, np.nan],
+            "nmse": [0.0, np.nan, 0.5, 0.3, 0.1],
+            "other": [1, 2, 3, 4, 5],
+        }
+    )
+    best = best_per_cell(results, cell_keys=["k"])
+    assert best["method"].tolist() == ["c", "b"]  # k=1: NaN nmse after 0.5
+    assert math.isnan(best["success_rate"].iloc[1])  # k=2: no rate, lowest nmse
+    assert "other" not in best
+
+
+def test_best_per_cell_full_tie_takes_method_order_and_keeps_nan_keys():
+    results = pd.DataFrame(
+        {
+            "k": [np.nan, np.nan, 3.0],
+            "label": ["z", "y", "x"],
+            "success_rate": [0.5, 0.5, 0.1],
+            "nmse": [0.2, 0.2, 0.9],
+        }
+    )
+    best = best_per_cell(results, cell_keys=["k"], method_key="label")
+    assert best["label"].tolist() == ["y", "x"]
+    whole = best_per_cell(results, cell_keys=[], method_key="label")
+    assert whole["label"].tolist() == ["y"]
+
+
+def test_best_per_cell_names_missing_columns():
+    with pytest.raises(KeyError, match="nmse"):
+        best_per_cell(_results().drop(columns="nmse"), cell_keys=["n_neurons"])
