@@ -1,10 +1,12 @@
 """The real command line: a smoke sweep, bad input, exit codes, analysis of a sweep."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 from sweep import schema
 from sweep.config import validate_argv
@@ -251,3 +253,35 @@ def test_submitit_local_runs_a_sweep_end_to_end(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:]
     assert "4 cells: 4 ok, 0 failed, 0 cached" in out.stdout
     assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
+
+
+COUNT_COMPOSITIONS = """
+import runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+calls = []
+compose = ConfigLoaderImpl.load_sweep_config
+def counted(self, *args, **kwargs):
+    calls.append(1)
+    return compose(self, *args, **kwargs)
+ConfigLoaderImpl.load_sweep_config = counted
+sys.argv = ["sweep", *sys.argv[1:]]
+try:
+    runpy.run_module("sweep", run_name="__main__")
+finally:
+    sys.stderr.write(f"compositions={len(calls)}\\n")
+"""
+
+
+def test_hydra_composes_each_cell_once(tmp_path):
+    """Hydra's own pre-launch validation (a second composition per cell, serial in the
+    parent) is switched off: with n_jobs=1 every job runs in this process."""
+    out = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "method=lstsq",
+         "neurons=5,10,15", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}",
+         "hydra.callbacks.sweep_end.analyze=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    n_cells = len(_cells(tmp_path))  # 3 neurons x the default preset's sparsities
+    assert n_cells >= 3
+    assert f"compositions={n_cells}\n" in out.stderr
