@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from analysis.aggregate import CAPACITY, PlotAxes, label_keys, panel_groups
+from analysis.transition import draw_theory, panel_curve
 
 CMAP = colormaps["viridis"]
 NMSE_FLOOR = 1e-12  # exact recoveries give ~1e-30: clip, or they swamp the scale
@@ -141,7 +142,7 @@ def set_axis(ax: Axes, which: str, key: str, values: np.ndarray, *, log: bool) -
     (ax.set_xlabel if which == "x" else ax.set_ylabel)(AXIS_LABELS.get(key, key))
     values = np.unique(values[np.isfinite(values)])
     if values.size > 0:
-        shown = values[:: int(np.ceil(values.size / 10))]  # at most ~10 labels
+        shown = values[:: int(np.ceil(values.size / 7))]  # at most 7 labels: no overlap
         axis.set_ticks(shown, labels=[fmt(v) for v in shown])
         axis.set_minor_locator(NullLocator())
 
@@ -193,7 +194,8 @@ def draw_phase(
     ax: Axes, data: pd.DataFrame, *, x: str, y: str, metric: str, norm: Normalize
 ) -> bool:
     """Heat map of the mean ``metric`` over (x, y) cells of one panel, with the 50 %
-    success contour. data: that panel's rows of results. Returns whether it drew."""
+    success contour and, where it applies, the L1 theory curve. data: that panel's
+    rows of results. Returns whether it drew."""
     xs, ys, Z = pivot_grid(data, x=x, y=y, value=metric)
     if Z.size == 0:
         _note(ax, f"no cells with {x} and {y}")
@@ -210,6 +212,7 @@ def draw_phase(
         _annotate(ax, xs, ys, Z, norm=norm)
     if "success_rate" in data:
         draw_success_contour(ax, data, x=x, y=y)
+    draw_theory(ax, data, x=x, y=y)
     return True
 
 
@@ -249,6 +252,9 @@ def phase_figure(
     label = METRIC_LABELS.get(metric, metric)
     fig.colorbar(ScalarMappable(norm, CMAP), ax=axs, label=label)
     note = "white line: 50 % success contour; grey: failed or missing cell"
+    groups = panel_groups(results, axes.panels)
+    if any(panel_curve(rows, x=axes.x, y=axes.y) is not None for _, rows in groups):
+        note += "; red dashed: L1 phase transition (theory, n -> inf)"
     _suptitle(fig, f"{metric} over {axes.x} x {axes.y}", keys, sweep, note)
     return fig
 

@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate, learned, plots, toy
+from analysis import aggregate, html, learned, page, plots, toy, transition
 from analysis.aggregate import CELL_DIR, PlotAxes
 from sweep import folders
-from sweep.schema import ANALYSIS_DIR, SAMPLES_FILE
+from sweep.schema import ANALYSIS_DIR, DONE, SAMPLES_FILE
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.parquet"  # one row per cell: means and standard errors
 CAPACITY_FILE = "capacity.csv"  # per panel and neurons: largest sparsity at 50 %
 CELLS_FILE = "cells.csv"  # one row per cell folder: status, error, trial rows read
+BOUNDARY_FILE = "boundary.csv"  # measured 50 % boundary of L1 panels vs theory
+BOUNDARY_FIGURE = "boundary.png"  # the Donoho-Tanner picture of those panels
+REPORT_FILE = "report.html"  # one self-contained page: command, grid, figures, tables
 PHASE_METRICS = ("success_rate", "nmse", "support_f1")  # phase_* and capacity_*.png
 LEARNED_METRICS = ("mcc", "n_recovered")  # also drawn, for the cells that have them
 DPI = 120
@@ -58,8 +61,65 @@ def run(sweep_dir: Path) -> Path:
     _write_table(results, out / RESULTS_FILE)
     _write_table(capacity, out / CAPACITY_FILE)
     _write_table(cells, out / CELLS_FILE)
-    _write_figures(sweep_dir, results, axes, capacity, out)
+    boundary = _boundary(trials, axes, out)
+    figures = _write_figures(sweep_dir, results, axes, capacity, boundary, out)
+    try:  # like a figure: a page that cannot be made costs only itself
+        text = report_page(sweep_dir, results, axes, cells, boundary, figures)
+        folders.write_atomic(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(text))
+    except Exception:
+        log.exception("could not write %s", out / REPORT_FILE)
+    else:
+        log.info("wrote %s", out / REPORT_FILE)
     return out
+
+
+def _boundary(trials: pd.DataFrame, axes: PlotAxes, out: Path) -> pd.DataFrame:
+    """The measured 50 % boundaries of exact-L1 panels vs theory: boundary.csv and
+    the log; empty (and no stale file left) if no panel has one or it fails."""
+    try:
+        boundary = transition.boundaries(trials[trials["status"].isin(DONE)], axes)
+    except Exception:
+        log.exception("could not measure the 50 %% success boundaries")
+        boundary = pd.DataFrame(columns=transition.BOUNDARY_COLUMNS)
+    if len(boundary):
+        _write_table(boundary, out / BOUNDARY_FILE)
+        log_boundary(boundary)
+    else:  # an earlier analysis of this folder may have left them
+        for stale in (BOUNDARY_FILE, BOUNDARY_FIGURE):
+            (out / stale).unlink(missing_ok=True)
+    return boundary
+
+
+def report_page(
+    sweep_dir: Path, results, axes: PlotAxes, cells, boundary, figures: list[str]
+) -> str:
+    """report.html: the command and grid, every figure written, the best method per
+    cell, the cells that did not finish."""
+    command, grid = page.sweep_command(sweep_dir)
+    out = sweep_dir / ANALYSIS_DIR
+    return html.render_report(
+        title=f"Sweep {sweep_dir.name}", command=command, grid=grid,
+        figures=[(f, (out / f).read_bytes(), page.caption(f)) for f in figures],
+        best=page.best_methods(results, axes), problems=page.problems(cells),
+        notes=page.notes(boundary),
+    )  # fmt: skip
+
+
+def log_boundary(boundary: pd.DataFrame) -> None:
+    """The measured 50 % boundary next to the L1 theory, as a table in the log."""
+    columns = ["neurons", "m_over_n", "p50", "p50_se", "psi_p50", "gap", "theory_p"]
+    for panel, rows in boundary.groupby("panel", sort=False):
+        table = rows[columns].to_string(index=False, float_format="{:.4f}".format)
+        log.info("50 %% success boundary vs L1 theory, %s:\n%s", panel, table)
+    for _, row in transition.summary(boundary).iterrows():
+        lo, hi = transition.BAND
+        verdict = "agree" if row["max_abs_gap"] <= transition.AGREEMENT else "DISAGREE"
+        log.info(
+            "%s: max |m/n - psi(p50)| = %.3f, mean %.3f over %d neurons values with"
+            " %.1f <= m/n <= %.1f: %s (tolerance %.2f)", row["panel"],
+            row["max_abs_gap"], row["mean_abs_gap"], row["neurons_values"], lo, hi,
+            verdict, transition.AGREEMENT,
+        )  # fmt: skip
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -71,8 +131,11 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
     log.info("wrote %s: %d rows", path, len(frame))
 
 
-def _write_figures(sweep_dir: Path, results, axes: PlotAxes, capacity, out: Path):
-    """Every PNG; a figure that fails is logged and the others are still drawn."""
+def _write_figures(
+    sweep_dir: Path, results, axes: PlotAxes, capacity, boundary, out: Path
+) -> list[str]:
+    """Every PNG; a figure that fails is logged and the others are still drawn.
+    Returns the files written."""
     figures = []  # (file, function, its arguments)
     for metric in PHASE_METRICS:  # draw only what the results hold
         if metric not in results:
@@ -93,26 +156,29 @@ def _write_figures(sweep_dir: Path, results, axes: PlotAxes, capacity, out: Path
         ("capacity_number.png", plots.capacity_number_figure, (capacity, axes)),
         ("heatmaps.png", _heatmap_figure, (sweep_dir, results, axes)),
     ]
+    if len(boundary):  # L1 solvers on model=random: the Donoho-Tanner picture
+        figures.append((BOUNDARY_FIGURE, transition.boundary_figure, (boundary,)))
     what = f"x={axes.x}, y={axes.y}, panels={', '.join(axes.panels) or 'none'}"
-    for file, draw, args in figures:
-        _save(partial(draw, *args, sweep=sweep_dir.name), out / file, what)
-    for file, draw, args in toy.figures(sweep_dir, results):  # trained models only
-        _save(partial(draw, *args, sweep=sweep_dir.name), out / file, "toy models")
-    for file, draw, args in learned.figures(
-        sweep_dir, results, axes
-    ):  # learned methods
-        _save(partial(draw, *args, sweep=sweep_dir.name), out / file, "learned atoms")
+    listed = [(*figure, what) for figure in figures]
+    listed += [(*f, "toy models") for f in toy.figures(sweep_dir, results)]
+    listed += [(*f, "learned atoms") for f in learned.figures(sweep_dir, results, axes)]
+    return [
+        file
+        for file, draw, args, about in listed
+        if _save(partial(draw, *args, sweep=sweep_dir.name), out / file, about)
+    ]
 
 
-def _save(draw, path: Path, what: str) -> None:
+def _save(draw, path: Path, what: str) -> bool:
     """Draw one figure and write it as PNG (atomically); log, never raise."""
     try:
         fig = draw()
         folders.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     except Exception:  # one bad figure must not cost the others
         log.exception("could not draw %s", path)
-        return
+        return False
     log.info("wrote %s (%s)", path, what)
+    return True
 
 
 def _heatmap_figure(sweep_dir: Path, results, axes: PlotAxes, *, sweep: str):

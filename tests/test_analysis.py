@@ -27,6 +27,7 @@ FILES = [
     "results.parquet",
     "capacity.csv",
     "cells.csv",
+    "report.html",
     "capacity_number.png",
     "heatmaps.png",
     *(f"phase_{metric}.png" for metric in report.PHASE_METRICS),

@@ -3,6 +3,8 @@ import inspect
 import numpy as np
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from sweep import CONF_DIR
 from sweep.align import recovered
@@ -30,9 +32,23 @@ def success(name, *, n, m, rng, n_samples=300, **data):
 # --- the registry and its configs ------------------------------------------------
 
 
+VARIANTS = {"basis_pursuit_positive": ("basis_pursuit", {"positive": True})}
+
+
 def test_registry_matches_config_files():
     files = {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
-    assert files == set(METHODS)
+    assert files == set(METHODS) | set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_is_its_method_with_other_defaults(variant):
+    """A variant file composes to a registered method with some defaults changed."""
+    name, changed = VARIANTS[variant]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"method={variant}"])
+        base = compose("config", overrides=[f"method={name}"])
+    assert cfg.method.name == name
+    assert OmegaConf.to_container(cfg.method) == {**base.method, **changed}
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -1,0 +1,240 @@
+"""The L1 phase transition in a sweep: the theory curve where it applies, and the
+measured 50 % success boundary next to it.
+
+The curve (``analysis.theory``) describes exact L1 minimisation of x from h = W x
+with Gaussian W: ``basis_pursuit``, and ``lasso_lars`` when its alpha is small enough
+that the L1 shrinkage stays well inside the success tolerance. ``positive: true``
+adds x >= 0 and moves the curve (the nonnegative transition). It needs
+``model=random`` (the theory's ensemble) and noise-free H.
+
+The measured boundary: for each neurons value m of such a panel, a probit fit of
+the samples' successes against log sparsity, P(success) = Phi(a + b log p), pooled
+over the trials of every cell; p50 = exp(-a / b), its standard error by the delta
+method. The samples of a trial share one W, so this error, which treats them as
+independent, is a lower bound. Where the fit is not defined (the grid jumps from
+above to below 50 % with no point in between, or success does not fall with p), p50
+is interpolated between the two points that bracket 50 % (in log p), with half their
+spacing as its error (column ``fit``). Compared with the curve as m/n - psi(p50), for
+0.2 <= m/n <= 0.8.
+"""
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy.optimize import minimize
+from scipy.special import log_ndtr, ndtr
+
+from analysis import theory
+from analysis.aggregate import PlotAxes, label_keys, panel_groups
+
+L1_METHODS = ("basis_pursuit", "lasso_lars")
+ALPHA_PER_TOL = 1e-2  # lasso_lars is exact L1 when alpha <= this x success_tol:
+# its shrinkage (about alpha per active feature) stays far inside the tolerance; at
+# alpha = 1e-3 = success_tol / 10 it measurably moves the boundary (n=200, m=100)
+BAND = (0.2, 0.8)  # the m/n range where the boundary is compared with the curve
+AGREEMENT = 0.03  # |m/n - psi(p50)| above this is a disagreement worth explaining
+THEORY_STYLE = {"color": "tab:red", "linestyle": "--", "linewidth": 1.8}
+BOUNDARY_COLUMNS = [
+    "panel", "method", "positive", "n_features", "neurons", "m_over_n", "p50",
+    "p50_se", "log_p50_se", "fit", "psi_p50", "psi_p50_se", "gap", "theory_p", "cells",
+    "samples",
+]  # fmt: skip
+
+
+def curve_kind(rows: pd.DataFrame) -> bool | None:
+    """Whether these cells' theory curve is the nonnegative one; None if no curve
+    describes them (another method or model, noise, mixed settings)."""
+
+    def one(key: str):
+        values = rows[key].dropna().unique() if key in rows else []
+        return values[0] if len(values) == 1 and rows[key].notna().all() else None
+
+    method = one("method")
+    if method not in L1_METHODS or one("model") != "random":
+        return None
+    noise = pd.to_numeric(rows["noise"], errors="coerce") if "noise" in rows else 0
+    if one("n_features") is None or not (noise == 0).all():
+        return None
+    if method == "lasso_lars" and not _vanishing_alpha(rows):
+        return None
+    positive = one("method.positive")
+    return None if positive is None else bool(positive)
+
+
+def _vanishing_alpha(rows: pd.DataFrame) -> bool:
+    """lasso_lars cells whose alpha leaves the L1 solution within success_tol."""
+    if "method.alpha" not in rows or "success_tol" not in rows:
+        return False
+    alpha = pd.to_numeric(rows["method.alpha"], errors="coerce")
+    tol = pd.to_numeric(rows["success_tol"], errors="coerce")
+    return bool((alpha <= ALPHA_PER_TOL * tol).all())
+
+
+def panel_curve(rows: pd.DataFrame, *, x: str | None, y: str | None) -> bool | None:
+    """``curve_kind`` of a phase-diagram panel, None unless its axes are (sparsity
+    or k) x neurons: the plane the curve lives in."""
+    return curve_kind(rows) if y == "neurons" and x in ("sparsity", "k") else None
+
+
+def draw_theory(ax: Axes, rows: pd.DataFrame, *, x: str, y: str) -> bool:
+    """The curve matching the panel's solver, on a (sparsity or k) x neurons panel.
+    Returns whether it drew (nothing for a panel the theory does not describe)."""
+    nonneg = panel_curve(rows, x=x, y=y)
+    if nonneg is None:
+        return False
+    n = float(rows["n_features"].iloc[0])
+    rho, delta = theory.curve(nonneg=nonneg, rho_min=1e-4)
+    limits = ax.get_xlim(), ax.get_ylim()
+    xs = rho if x == "sparsity" else rho * n
+    label = "L1 theory, x >= 0" if nonneg else "L1 theory"
+    ax.plot(xs, delta * n, label=label, **THEORY_STYLE)
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    return True
+
+
+def probit_boundary(
+    log_p: np.ndarray, successes: np.ndarray, totals: np.ndarray
+) -> tuple[float, float, str]:
+    """log p50, its standard error and how it was found ("probit" or "interpolated"),
+    from successes / totals against log_p (all (n_points,), log_p increasing).
+    NaN, NaN, "none" if the points do not straddle 50 %."""
+    rate = successes / totals
+    if not (rate.max() > 0.5 > rate.min()):
+        return np.nan, np.nan, "none"
+    fitted = _probit(log_p, successes, totals)
+    spacing = np.diff(log_p).max() if len(log_p) > 1 else np.inf
+    if fitted is not None and fitted[1] <= spacing:  # a fit the grid supports
+        return *fitted, "probit"
+    above = np.flatnonzero(rate > 0.5)[-1]  # the last point above 50 %
+    if above == len(rate) - 1:  # success rises with p: no boundary to speak of
+        return np.nan, np.nan, "none"
+    below = above + 1  # at or below 50 %, as every later point
+    lo, hi = log_p[above], log_p[below]
+    t = (rate[above] - 0.5) / (rate[above] - rate[below])
+    return lo + t * (hi - lo), (hi - lo) / 2, "interpolated"
+
+
+def _probit(log_p, successes, totals) -> tuple[float, float] | None:
+    """Maximum-likelihood probit fit P = Phi(a + b log p): (log p50, its standard
+    error), or None where the maximum does not exist (separation, rising success)."""
+    centre, scale = log_p.mean(), log_p.std() or 1.0
+    z = (log_p - centre) / scale  # a well-conditioned fit
+
+    def nll(beta: np.ndarray) -> float:
+        eta = beta[0] + beta[1] * z
+        failures = totals - successes
+        return -(successes * log_ndtr(eta) + failures * log_ndtr(-eta)).sum()
+
+    fit = minimize(nll, np.array([0.0, -1.0]), method="BFGS")
+    a, b = fit.x
+    if b >= 0:  # (not fit.success: BFGS reports precision loss at the optimum;
+        return None  # separation shows as an error wider than the grid, checked above
+    eta = a + b * z
+    P = np.clip(ndtr(eta), 1e-12, 1 - 1e-12)
+    weight = totals * np.exp(-(eta**2)) / (2 * np.pi * P * (1 - P))  # phi^2/(P(1-P))
+    design = np.stack([np.ones_like(z), z], axis=1)
+    cov = np.linalg.pinv(design.T @ (weight[:, None] * design))  # inverse Fisher info
+    grad = np.array([-1 / b, a / b**2])  # of z50 = -a / b
+    z50, z50_se = -a / b, float(np.sqrt(grad @ cov @ grad))
+    return centre + scale * z50, scale * z50_se
+
+
+def boundaries(trials: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
+    """The measured 50 % boundary per neurons value of every panel the theory
+    describes, next to the curve. trials: one row per trial of the finished cells."""
+    keys = label_keys(trials, axes.panels)
+    rows = []
+    for values, panel in panel_groups(trials, axes.panels):
+        nonneg = panel_curve(panel, x=axes.x, y=axes.y)
+        if nonneg is None:
+            continue
+        name = ", ".join(f"{k}={values[k]}" for k in keys) or panel["method"].iloc[0]
+        for m, cells in panel.groupby("neurons"):
+            rows.append(_boundary_row(cells, name, float(m), nonneg, axes.x))
+    return pd.DataFrame(rows, columns=BOUNDARY_COLUMNS)
+
+
+def _boundary_row(cells: pd.DataFrame, panel: str, m: float, nonneg: bool, x: str):
+    """One neurons value: the probit p50 over its cells, psi(p50) and the gap."""
+    n = float(cells["n_features"].iloc[0])
+    nonzero = cells["n_samples"] * (1 - cells["frac_zero"])
+    p = cells[x] / (n if x == "k" else 1.0)
+    counts = pd.DataFrame({"p": p, "s": cells["success_rate"] * nonzero, "n": nonzero})
+    counts = counts.groupby("p").sum().query("n > 0")
+    log_p50, se, how = probit_boundary(
+        np.log(counts.index.to_numpy(float)), counts["s"].to_numpy(),
+        counts["n"].to_numpy(float),
+    )  # fmt: skip
+    p50 = float(np.exp(log_p50))
+    inside = np.isfinite(p50) and 0 < p50 < 1
+    psi = theory.psi(p50, nonneg=nonneg) if inside else np.nan
+    slope = _psi_slope(p50, nonneg) if inside else np.nan
+    return {
+        "panel": panel, "method": cells["method"].iloc[0], "positive": nonneg,
+        "n_features": n, "neurons": m, "m_over_n": m / n, "p50": p50,
+        "p50_se": p50 * se, "log_p50_se": se, "fit": how, "psi_p50": psi,
+        "psi_p50_se": slope * p50 * se,
+        "gap": m / n - psi, "theory_p": theory.critical_sparsity(min(m / n, 1.0),
+                                                                 nonneg=nonneg),
+        "cells": len(counts), "samples": int(round(counts["n"].sum())),
+    }  # fmt: skip
+
+
+def _psi_slope(p: float, nonneg: bool, step: float = 1e-6) -> float:
+    """d psi / d p at p (central difference)."""
+    lo, hi = max(p - step, 0.0), min(p + step, 1.0)
+    return (theory.psi(hi, nonneg=nonneg) - theory.psi(lo, nonneg=nonneg)) / (hi - lo)
+
+
+def in_band(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows compared with the theory: 0.2 <= m/n <= 0.8, boundary found."""
+    lo, hi = BAND
+    keep = table["m_over_n"].between(lo, hi) & table["gap"].notna()
+    return table[keep]
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per panel: max and mean |m/n - psi(p50)| in the band, and the rows used."""
+    compared = in_band(table).assign(abs_gap=lambda t: t["gap"].abs())
+    return (
+        compared.groupby("panel", sort=False)["abs_gap"]
+        .agg(max_abs_gap="max", mean_abs_gap="mean", neurons_values="count")
+        .reset_index()
+    )
+
+
+def boundary_figure(table: pd.DataFrame, *, sweep: str = "") -> Figure:
+    """Measured 50 % boundaries (p50 +- SE per neurons value) on the theory curves:
+    the Donoho-Tanner picture, one panel per L1 solver panel of the sweep."""
+    panels = list(dict.fromkeys(table["panel"]))
+    fig = Figure(figsize=(4.6 * max(len(panels), 1) + 0.6, 4.4), layout="constrained")
+    axs = fig.subplots(1, max(len(panels), 1), squeeze=False).ravel()
+    for ax, name in zip(axs, panels, strict=False):
+        rows = table[table["panel"] == name]
+        nonneg = bool(rows["positive"].iloc[0])
+        for kind, style in ((False, "-"), (True, ":")):
+            rho, delta = theory.curve(nonneg=kind, rho_min=1e-3)
+            width = 2.0 if kind == nonneg else 1.0
+            label = "theory, x >= 0" if kind else "theory, signed"
+            ax.plot(rho, delta, style, color="tab:red", linewidth=width, label=label)
+        found = rows[rows["p50"].notna()]
+        spread = found["log_p50_se"].to_numpy()  # +- 1 SE in log p
+        p50 = found["p50"].to_numpy()
+        xerr = p50 * np.stack([-np.expm1(-spread), np.expm1(spread)])
+        ax.errorbar(
+            found["p50"], found["m_over_n"], xerr=xerr, fmt="o",
+            color="black", markersize=3.5, capsize=2, label="measured p50",
+        )  # fmt: skip
+        ax.axhspan(*BAND, color="0.92", zorder=0, label="compared band")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("sparsity p = k / n (fraction of active features)")
+        ax.set_ylabel("neurons / features  m / n")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    title = "50 % success boundary (probit fit per neurons value, +- 1 SE) vs L1 theory"
+    fig.suptitle(title + (f"\nsweep {sweep}" if sweep else ""), fontsize=10)
+    return fig

@@ -1,0 +1,60 @@
+"""The committed reference sweep (outputs/reference): its analysis regenerates
+results.parquet exactly and every committed figure, including the README's."""
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from matplotlib.testing.compare import compare_images
+
+import analysis
+from sweep.schema import ANALYSIS_DIR
+
+REFERENCE = ROOT / "outputs" / "reference"
+COMMITTED = REFERENCE / ANALYSIS_DIR
+FIGURES = sorted(p.name for p in COMMITTED.glob("*.png"))
+RMS_TOL = 1.0  # of 255 grey levels: the same picture, whatever font hinting does
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """The reference sweep's files without its analysis, analysed afresh."""
+    copy = tmp_path_factory.mktemp("ref") / REFERENCE.name  # same name: same titles
+    shutil.copytree(REFERENCE, copy, ignore=shutil.ignore_patterns(ANALYSIS_DIR))
+    return analysis.run(copy)
+
+
+def test_reference_is_small_and_complete():
+    kept = {".parquet", ".json", ".yaml", ".png", ".csv"}  # what git keeps of it
+    size = sum(p.stat().st_size for p in REFERENCE.rglob("*") if p.suffix in kept)
+    assert size < 5e6
+    assert (REFERENCE / "multirun.yaml").is_file()
+    assert len(list(REFERENCE.glob("*/status.json"))) == 72
+    assert len(FIGURES) >= 9  # phase, capacity (3 metrics each), number, heatmaps...
+    assert "boundary.png" in FIGURES
+
+
+def test_results_are_reproduced_exactly(regenerated):
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(regenerated / "results.parquet"),
+        pd.read_parquet(COMMITTED / "results.parquet"),
+    )
+    assert (regenerated / "boundary.csv").read_text() == (
+        COMMITTED / "boundary.csv"
+    ).read_text()
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_every_figure_is_reproduced(regenerated, figure):
+    assert (regenerated / figure).is_file()
+    assert compare_images(COMMITTED / figure, regenerated / figure, RMS_TOL) is None
+
+
+def test_readme_figures_come_from_the_reference():
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text())
+    assert shown
+    for path in shown:
+        assert path.startswith("outputs/reference/analysis/"), path
+        assert (ROOT / path).name in FIGURES, path

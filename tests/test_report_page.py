@@ -1,0 +1,103 @@
+"""What goes on report.html: captions, the command and grid, best method per cell,
+unfinished cells; and a real sweep's page opened in headless Chromium."""
+
+import shutil
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+from browser import chromium, page_check
+from conftest import ROOT, run_cli
+from test_analysis import FILES
+
+from analysis import page, report
+from analysis.aggregate import PlotAxes
+from sweep import schema
+
+TOY_AND_LEARNED = [
+    "toy_weights_model=toy_relu.png", "toy_represented.png", "toy_dimensionality.png",
+    "toy_directions.png", "toy_phase_change.png", "learned_cosines.png",
+    "boundary.png", "phase_mcc.png", "capacity_n_recovered.png",
+]  # fmt: skip
+SCREENSHOTS = ROOT / "outputs" / "test-artifacts"  # git-ignored; kept after the run
+
+
+@pytest.mark.parametrize(
+    "file", [f for f in [*FILES, *TOY_AND_LEARNED] if f.endswith(".png")]
+)
+def test_every_figure_has_a_caption(file):
+    text = page.caption(file)
+    assert "no caption" not in text and len(text) > 40
+
+
+def test_phase_caption_names_the_metric():
+    assert "success rate" in page.caption("phase_success_rate.png")
+    assert "NMSE" in page.caption("capacity_nmse.png")
+
+
+def test_command_and_grid_from_multirun_yaml(tmp_path):
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    hydra: [hydra.sweep.dir=/x]\n"
+        "    task: [experiment=default, 'neurons=5,10', seed=3]\n"
+        "  sweeper:\n    params: {neurons: '10,20,40', sparsity: '0.01,0.05'}\n"
+    )
+    command, grid = page.sweep_command(tmp_path)
+    assert command == (
+        "python -m sweep -m experiment=default neurons=5,10 seed=3 hydra.sweep.dir=/x"
+    )
+    assert grid == {"neurons": ["5", "10"], "sparsity": ["0.01", "0.05"]}
+
+
+def test_ranges_are_expanded_and_quoted_for_the_shell(tmp_path):
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    hydra: [hydra.mode=MULTIRUN]\n"
+        "    task: ['neurons=range(10,40,10)', ++method.max_iter=5, sparsity=0.1]\n"
+        "  sweeper:\n    params: {sparsity: '0.01,0.05'}\n"
+    )
+    command, grid = page.sweep_command(tmp_path)
+    assert command == (
+        "python -m sweep -m 'neurons=range(10,40,10)' ++method.max_iter=5 sparsity=0.1"
+    )
+    assert grid == {"sparsity": ["0.1"], "neurons": ["10", "20", "30"]}
+
+
+def test_no_multirun_yaml_says_not_recorded(tmp_path):
+    assert page.sweep_command(tmp_path) == ("not recorded", None)
+
+
+def test_best_methods_tell_variants_apart():
+    results = pd.DataFrame({
+        "method": ["basis_pursuit", "basis_pursuit", "omp", "omp"],
+        "method.positive": [False, True, None, None],
+        "neurons": [10, 10, 20, 20], "sparsity": 0.1, "status": "ok",
+        "success_rate": [0.5, 0.9, 0.3, 0.3], "nmse": [0.1, 0.2, 0.3, 0.4],
+    })  # fmt: skip
+    axes = PlotAxes(x="sparsity", y="neurons", panels=("method", "method.positive"))
+    best = page.best_methods(results, axes)
+    assert best["method"].tolist() == [
+        "basis_pursuit method.positive=True", "omp",
+    ]  # fmt: skip
+    assert best["success_rate"].tolist() == [0.9, 0.3]
+
+
+def test_smoke_report_opens_in_chromium(tmp_path):
+    """The smoke preset's report.html: every figure the analysis wrote is on the
+    page and loads, with a caption; no page errors; a screenshot is kept."""
+    sweep = tmp_path / "s"
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp,basis_pursuit,sae",
+                  f"hydra.sweep.dir={sweep}", "hydra.job.name=cell")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    analysis = sweep / schema.ANALYSIS_DIR
+    text = (analysis / report.REPORT_FILE).read_text()
+    figures = sorted(p.name for p in analysis.glob("*.png"))
+    assert len(figures) >= 8 and all(f in text for f in figures)
+    assert "experiment=smoke" in text and "no caption" not in text
+    check = page_check(text, tmp_path, "copy.html")
+    assert check["images_total"] == check["images_loaded"] == len(figures)
+    assert check["errors"] == 0, check
+    shot = SCREENSHOTS / "report-smoke.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    chromium(analysis / report.REPORT_FILE, f"--screenshot={shot}",
+             "--window-size=1280,3000")  # fmt: skip
+    assert mpimg.imread(shot)[..., :3].std() > 0.05  # not a blank page
+    shutil.copy(shot, tmp_path / "report-smoke.png")

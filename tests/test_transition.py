@@ -1,0 +1,142 @@
+"""The L1 theory on a sweep: which panels get the curve, the probit 50 % boundary,
+the comparison table and figures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy.special import ndtr
+
+from analysis import plots, theory, transition
+from analysis.aggregate import PlotAxes
+
+AXES = PlotAxes(x="sparsity", y="neurons", panels=("method", "method.positive"))
+N = 200
+
+
+def _cells(**keys) -> pd.DataFrame:
+    base = {"model": "random", "method": "basis_pursuit", "method.positive": False,
+            "n_features": N, "noise": 0.0, "neurons": 100, "sparsity": 0.1,
+            "success_tol": 0.01}  # fmt: skip
+    return pd.DataFrame([base | keys])
+
+
+@pytest.mark.parametrize(
+    ("keys", "kind"),
+    [
+        ({}, False),
+        ({"method.positive": True}, True),
+        ({"method": "lasso_lars", "method.alpha": 1e-4}, False),
+        ({"method": "lasso_lars", "method.alpha": 0.0}, False),
+        ({"method": "lasso_lars", "method.alpha": 1e-3}, None),  # shrinks: not exact L1
+        ({"method": "lasso_lars", "method.alpha": 1e-3, "success_tol": 0.1}, False),
+        ({"method": "omp", "method.positive": None}, None),
+        ({"model": "toy_relu"}, None),
+        ({"noise": 0.1}, None),
+    ],
+)
+def test_curve_only_where_the_theory_describes_the_solver(keys, kind):
+    assert transition.curve_kind(_cells(**keys)) is kind
+
+
+@pytest.mark.parametrize(
+    "other", [{"method.positive": True}, {"noise": 0.1}, {"n_features": 100}]
+)
+def test_mixed_panel_gets_no_curve(other):
+    assert transition.curve_kind(pd.concat([_cells(), _cells(**other)])) is None
+
+
+def test_probit_recovers_a_known_boundary():
+    """Counts drawn from P = Phi((log p50 - log p) / 0.3): the fit finds p50 within
+    a few of its standard errors, and the error shrinks with more samples."""
+    rng = np.random.default_rng(0)
+    log_p = np.log(np.geomspace(0.02, 0.5, 12))
+    true = np.log(0.1)
+    errors = []
+    for totals in (100, 10_000):
+        n = np.full(log_p.shape, totals)
+        s = rng.binomial(n, ndtr((true - log_p) / 0.3))
+        fit, se, how = transition.probit_boundary(
+            log_p, s.astype(float), n.astype(float)
+        )
+        assert how == "probit" and abs(fit - true) < 4 * se
+        errors.append(se)
+    assert errors[1] < errors[0] / 5
+
+
+@pytest.mark.parametrize(
+    "successes",
+    [[90, 80, 60], [10, 40, 70]],  # never below 50 %; rising success
+)
+def test_no_boundary_without_a_fall_through_half(successes):
+    log_p = np.log([0.01, 0.02, 0.04])
+    s, n = np.array(successes, float), np.full(3, 100.0)
+    log_p50, se, how = transition.probit_boundary(log_p, s, n)
+    assert np.isnan(log_p50) and np.isnan(se) and how == "none"
+
+
+def test_separated_points_are_interpolated():
+    """All-or-nothing success (no maximum-likelihood fit): p50 between the two
+    points that bracket 50 %, with half their spacing as its error."""
+    log_p = np.log([0.01, 0.02, 0.04, 0.08])
+    s = np.array([100.0, 100, 0, 0])
+    log_p50, se, how = transition.probit_boundary(log_p, s, np.full(4, 100.0))
+    assert how == "interpolated"
+    assert log_p[1] < log_p50 < log_p[2] and se == pytest.approx(np.log(2) / 2)
+
+
+def _trials(shift: float, nonneg: bool = False) -> pd.DataFrame:
+    """Trial rows whose success follows the theory's boundary p50 = critical_sparsity
+    (m/n) times exp(shift), with a probit width of 0.25 in log p."""
+    rows = []
+    for m in range(20, 200, 20):
+        p50 = theory.critical_sparsity(m / N, nonneg=nonneg) * np.exp(shift)
+        for p in np.geomspace(0.005, 0.95, 18):
+            rate = float(ndtr((np.log(p50) - np.log(p)) / 0.25))
+            base = _cells(neurons=m, sparsity=p, **{"method.positive": nonneg})
+            rows.append(base.assign(success_rate=rate, frac_zero=0.0, n_samples=2000))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_boundary_on_the_curve_has_no_gap(nonneg):
+    table = transition.boundaries(_trials(0.0, nonneg), AXES)
+    assert len(table) == 9 and (table["positive"] == nonneg).all()
+    compared = transition.in_band(table)
+    assert compared["m_over_n"].between(0.2, 0.8).all() and len(compared) == 7
+    assert compared["gap"].abs().max() < 1e-3
+    np.testing.assert_allclose(compared["p50"], compared["theory_p"], rtol=1e-3)
+
+
+def test_boundary_off_the_curve_shows_the_gap():
+    """p50 20 % lower than theory: m/n above psi(p50), by psi's slope there."""
+    table = transition.in_band(transition.boundaries(_trials(np.log(0.8)), AXES))
+    assert (table["gap"] > 0.01).all()
+    summary = transition.summary(table)
+    assert summary["max_abs_gap"].iloc[0] == pytest.approx(table["gap"].max())
+
+
+def test_no_boundary_for_methods_the_theory_does_not_describe():
+    trials = _trials(0.0).assign(method="omp")
+    assert transition.boundaries(trials, AXES).empty
+
+
+def _theory_lines(fig: Figure) -> list[int]:
+    color = transition.THEORY_STYLE["color"]
+    return [sum(line.get_color() == color for line in ax.lines) for ax in fig.axes[:-1]]
+
+
+def test_phase_figure_draws_the_matching_curve_on_l1_panels_only():
+    trials = pd.concat([_trials(0.0), _trials(0.0, True), _trials(0.0).assign(
+        method="omp", **{"method.positive": None})])  # fmt: skip
+    results = trials.assign(nmse=0.1, support_f1=0.5)
+    fig = plots.phase_figure(results, AXES, "success_rate")
+    assert _theory_lines(fig) == [1, 1, 0]  # signed, positive, omp
+    signed, positive = (ax.lines[-1].get_ydata() for ax in fig.axes[:2])
+    assert (positive <= signed + 1e-12).all() and (positive < signed).any()
+
+
+def test_boundary_figure():
+    table = transition.boundaries(pd.concat([_trials(0.0), _trials(0.0, True)]), AXES)
+    fig = transition.boundary_figure(table, sweep="s")
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
