@@ -69,12 +69,15 @@ N_SLOW = 8
 
 
 def _start(sweep_dir, *extra):
-    """The slow sweep in its own process group."""
+    """The slow sweep in its own process group, with Ctrl-C's default action: a
+    shell ignores SIGINT in the jobs it starts in the background (``cmd &``), and
+    the ignored disposition would be inherited by the sweep."""
     args = [sys.executable, "-m", "sweep", *SLOW, f"hydra.sweep.dir={sweep_dir}",
             *extra]  # fmt: skip
     return subprocess.Popen(
         args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
