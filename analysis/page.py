@@ -13,7 +13,7 @@ import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from analysis import html, transition
+from analysis import html
 from analysis.aggregate import CELL_DIR, PlotAxes
 from sweep.schema import DONE
 
@@ -118,14 +118,3 @@ def problems(cells: pd.DataFrame) -> pd.DataFrame:
     """The cell folders that did not finish: folder, status, error."""
     bad = cells[~cells["status"].isin(DONE)]
     return bad[[CELL_DIR, "status", "error"]].reset_index(drop=True)
-
-
-def notes(boundary: pd.DataFrame) -> list[str]:
-    """One line per exact-L1 panel: its boundary's distance to the theory curve."""
-    lo, hi = transition.BAND
-    return [
-        f"{row.panel}: measured 50 % boundary vs L1 theory, max |m/n - psi(p50)| ="
-        f" {row.max_abs_gap:.3f} (mean {row.mean_abs_gap:.3f}) over"
-        f" {row.neurons_values} neurons values with {lo} <= m/n <= {hi}"
-        for row in transition.summary(boundary).itertuples()
-    ]

@@ -101,7 +101,7 @@ def report_page(
         title=f"Sweep {sweep_dir.name}", command=command, grid=grid,
         figures=[(f, (out / f).read_bytes(), page.caption(f)) for f in figures],
         best=page.best_methods(results, axes), problems=page.problems(cells),
-        notes=page.notes(boundary),
+        notes=transition.verdicts(boundary),
     )  # fmt: skip
 
 
@@ -111,15 +111,8 @@ def log_boundary(boundary: pd.DataFrame) -> None:
     for panel, rows in boundary.groupby("panel", sort=False):
         table = rows[columns].to_string(index=False, float_format="{:.4f}".format)
         log.info("50 %% success boundary vs L1 theory, %s:\n%s", panel, table)
-    for _, row in transition.summary(boundary).iterrows():
-        lo, hi = transition.BAND
-        verdict = "agree" if row["max_abs_gap"] <= transition.AGREEMENT else "DISAGREE"
-        log.info(
-            "%s: max |m/n - psi(p50)| = %.3f, mean %.3f over %d neurons values with"
-            " %.1f <= m/n <= %.1f: %s (tolerance %.2f)", row["panel"],
-            row["max_abs_gap"], row["mean_abs_gap"], row["neurons_values"], lo, hi,
-            verdict, transition.AGREEMENT,
-        )  # fmt: skip
+    for line in transition.verdicts(boundary):
+        log.info("%s", line)
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -171,13 +171,12 @@ def _boundary_row(cells: pd.DataFrame, panel: str, m: float, nonneg: bool, x: st
     inside = np.isfinite(p50) and 0 < p50 < 1
     psi = theory.psi(p50, nonneg=nonneg) if inside else np.nan
     slope = _psi_slope(p50, nonneg) if inside else np.nan
+    theory_p = theory.critical_sparsity(min(m / n, 1.0), nonneg=nonneg)
     return {
         "panel": panel, "method": cells["method"].iloc[0], "positive": nonneg,
         "n_features": n, "neurons": m, "m_over_n": m / n, "p50": p50,
         "p50_se": p50 * se, "log_p50_se": se, "fit": how, "psi_p50": psi,
-        "psi_p50_se": slope * p50 * se,
-        "gap": m / n - psi, "theory_p": theory.critical_sparsity(min(m / n, 1.0),
-                                                                 nonneg=nonneg),
+        "psi_p50_se": slope * p50 * se, "gap": m / n - psi, "theory_p": theory_p,
         "cells": len(counts), "samples": int(round(counts["n"].sum())),
     }  # fmt: skip
 
@@ -203,6 +202,20 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         .agg(max_abs_gap="max", mean_abs_gap="mean", neurons_values="count")
         .reset_index()
     )
+
+
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """A line per panel: its boundary's distance to the curve, and whether that
+    agrees (max |m/n - psi(p50)| within AGREEMENT) over the band."""
+    lo, hi = BAND
+    return [
+        f"{row.panel}: max |m/n - psi(p50)| = {row.max_abs_gap:.3f}, mean"
+        f" {row.mean_abs_gap:.3f} over {row.neurons_values} neurons values with"
+        f" {lo} <= m/n <= {hi}: "
+        + ("agree" if row.max_abs_gap <= AGREEMENT else "DISAGREE")
+        + f" (tolerance {AGREEMENT})"
+        for row in summary(table).itertuples()
+    ]
 
 
 def boundary_figure(table: pd.DataFrame, *, sweep: str = "") -> Figure:

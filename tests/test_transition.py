@@ -140,3 +140,11 @@ def test_boundary_figure():
     table = transition.boundaries(pd.concat([_trials(0.0), _trials(0.0, True)]), AXES)
     fig = transition.boundary_figure(table, sweep="s")
     assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+
+
+@pytest.mark.parametrize(
+    ("shift", "verdict"), [(0.0, "agree"), (np.log(0.5), "DISAGREE")]
+)
+def test_verdict_per_panel(shift, verdict):
+    (line,) = transition.verdicts(transition.boundaries(_trials(shift), AXES))
+    assert line.startswith("method=basis_pursuit") and f": {verdict} (" in line
