@@ -60,6 +60,9 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for cell_dir in folders.cell_dirs(sweep_dir):
         name = cell_dir.relative_to(sweep_dir).as_posix()
         status = folders.read_status(cell_dir)
+        if why := folders.corrupt(cell_dir, status, [METRICS_FILE]):
+            log.warning("damaged %s: %s; its results are left out", cell_dir, why)
+            status = {"status": "damaged", "error": why}
         rows = _read_metrics(cell_dir, status["status"])
         if rows is not None:
             frames.append(rows.assign(status=status["status"], **{CELL_DIR: name}))
@@ -79,6 +82,8 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
     """The cell's metrics table, or None with a warning naming the folder or file."""
+    if status == "damaged":
+        return None
     path = cell_dir / METRICS_FILE
     if not path.exists():
         log.warning("no %s in %s (status %s)", METRICS_FILE, cell_dir, status)

@@ -38,6 +38,7 @@ from analysis.aggregate import (
     varying_keys,
 )
 from analysis.plots import CMAP, _note, _panel_grid, _suptitle, panel_label
+from sweep import folders
 from sweep.schema import COSINES_FILE, DONE, FEATURES_FILE
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def load_cosines(cell_dir: Path) -> tuple[np.ndarray, int]:
     """Cosines (n_features, n_atoms) of the first trial in cosines.parquet, and
     that trial."""
     path = Path(cell_dir) / COSINES_FILE
-    frame = pd.read_parquet(path)
+    frame = folders.read_table(path)
     if frame.empty:
         raise ValueError(f"empty {path}")
     trial = int(frame["trial"].min())
@@ -116,7 +117,7 @@ def load_match(cell_dir: Path, *, trial: int) -> pd.DataFrame:
     matched_cos."""
     path = Path(cell_dir) / FEATURES_FILE
     columns = ["trial", "feature", "matched_atom", "matched_cos"]
-    frame = pd.read_parquet(path, columns=columns)
+    frame = folders.read_table(path, columns=columns)
     frame = frame[frame["trial"] == trial].sort_values("feature")
     if frame.empty:
         raise ValueError(f"no trial {trial} in {path}")

@@ -200,7 +200,7 @@ def _heatmap_figure(sweep_dir: Path, results, axes: PlotAxes, *, sweep: str):
 def load_samples(cell_dir: Path, *, trial: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """X and X_hat of one trial (else the first) from samples.parquet: both
     (n_samples, n_features)."""
-    frame = pd.read_parquet(cell_dir / SAMPLES_FILE)
+    frame = folders.read_table(cell_dir / SAMPLES_FILE)
     if frame.empty:
         raise ValueError(f"empty {SAMPLES_FILE} in {cell_dir}")
     if not (frame["trial"] == trial).any():

@@ -58,6 +58,7 @@ from analysis.plots import (
     pivot_grid,
     set_axis,
 )
+from sweep import folders
 from sweep.schema import DONE, FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _one_trial(frame: pd.DataFrame, trial: int, path: Path) -> pd.DataFrame:
 def load_weights(cell_dir: Path, *, trial: int = 0) -> np.ndarray:
     """W (n_neurons, n_features) of one trial (else the first) from weights.parquet."""
     path = Path(cell_dir) / WEIGHTS_FILE
-    frame = _one_trial(pd.read_parquet(path), trial, path)
+    frame = _one_trial(folders.read_table(path), trial, path)
     table = frame.pivot(index="neuron", columns="feature", values="value")
     if table.isna().to_numpy().any():
         raise ValueError(f"incomplete W in {path}")
@@ -132,7 +133,7 @@ def load_weights(cell_dir: Path, *, trial: int = 0) -> np.ndarray:
 def load_features(cell_dir: Path, *, trial: int | None = None) -> pd.DataFrame:
     """features.parquet sorted by (trial, feature); one trial's rows if given."""
     path = Path(cell_dir) / FEATURES_FILE
-    frame = pd.read_parquet(path).sort_values(["trial", "feature"])
+    frame = folders.read_table(path).sort_values(["trial", "feature"])
     return frame if trial is None else _one_trial(frame, trial, path)
 
 
@@ -166,7 +167,7 @@ def cell_outcome(cell_dir: Path) -> tuple[int, int, int]:
     """(outcome code, trials with it, trials) of an n=2, m=1 cell, from its files."""
     feats = load_features(cell_dir)
     norms = feats.pivot(index="trial", columns="feature", values="norm")
-    metrics = pd.read_parquet(Path(cell_dir) / METRICS_FILE).set_index("trial")
+    metrics = folders.read_table(Path(cell_dir) / METRICS_FILE).set_index("trial")
     losses = metrics.get("train_loss", pd.Series(dtype=float))
     losses = losses.reindex(norms.index).to_numpy(float)
     codes = classify(norms.to_numpy(float))

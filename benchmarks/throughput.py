@@ -5,7 +5,7 @@
 The grid: method=basis_pursuit, n_features=100, neurons in {15, 20, 25, 30}, sparsity
 in {0.03, 0.04, 0.05, 0.06}, seed in {0, 1, 2}: 48 cells of about 1 s each (5 trials x
 300 samples). Measured side by side in one run:
-  (a) `python -m sweep -m ...` with the joblib launcher, the end-of-sweep analysis off
+  (a) `python -m sweep -m ...` with its pool launcher, the end-of-sweep analysis off
       (the analysis is timed on its own afterwards);
   (b) joblib.Parallel(n_jobs=-1) over sweep.job.run on the same cells;
   (c) a plain loop over sweep.job.run.
@@ -25,7 +25,8 @@ from hydra import compose, initialize_config_dir
 from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 
-from sweep import CONF_DIR, PROJECT_ROOT, config, job
+from sweep import CONF_DIR, PROJECT_ROOT, job
+from sweep.grid import expand_cells
 
 AXES = ["method=basis_pursuit", "neurons=15,20,25,30", "sparsity=0.03,0.04,0.05,0.06"]
 
@@ -37,12 +38,11 @@ def grid(n_seeds: int) -> list[str]:
 
 def cells(argv: list[str]) -> list[tuple[str, dict]]:
     """(folder name, config) of every cell, composed as Hydra composes a job."""
-    points = config._grid(config._PARSER.parse_overrides(argv[1:]), True)
     out = []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        for point in points:
-            cfg = compose("config", overrides=[o.input_line for o in point])
-            out.append((config._cell_name(point), OmegaConf.to_container(cfg)))
+        for cell in expand_cells(argv[1:], multirun=True):
+            cfg = compose("config", overrides=list(cell.overrides))
+            out.append((cell.name, OmegaConf.to_container(cfg)))
     return out
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     out.write(f"{len(todo)} cells; results under {root}\n")
     out.write(f"{'how':<44}{'wall s':>9}{'cpu s':>9}\n")
     names = {
-        "sweep": "(a) python -m sweep -m (joblib launcher)",
+        "sweep": "(a) python -m sweep -m (pool launcher)",
         "analysis": "    the analysis of (a), on its own",
         "joblib": "(b) joblib.Parallel over job.run",
         "serial": "(c) serial loop over job.run",

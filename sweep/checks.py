@@ -7,13 +7,17 @@ from typing import Any
 
 Check = Callable[[Any], str | None]
 
+INT64_MAX = 2**63 - 1  # parquet stores integers in 64 bits
 
-def integer(low: int = 1) -> Check:
-    """An integer >= low (bools are not integers here)."""
+
+def integer(low: int = 1, high: int = INT64_MAX) -> Check:
+    """An integer in [low, high] (bools are not integers here)."""
+    bound = "< 2**63" if high == INT64_MAX else f"<= {high}"
 
     def check(value: Any) -> str | None:
-        ok = isinstance(value, Integral) and not isinstance(value, bool)
-        return None if ok and value >= low else f"an integer >= {low}"
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+            return f"an integer >= {low}"
+        return None if value <= high else f"an integer >= {low} and {bound}"
 
     return check
 

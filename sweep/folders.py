@@ -1,15 +1,20 @@
-"""A sweep folder on disk: its cells, their status, atomic writes.
+"""A sweep folder on disk: its cells, their status and checksums, atomic writes, and
+the lock a running sweep holds on its folder.
 
-Shared by ``job`` (writes a cell), the callbacks (summarise a sweep) and ``analysis``
-(reads one). Light imports only: the analysis imports it.
+Shared by ``job`` (writes a cell), the sweeper (finds finished cells), the callbacks
+(summarise a sweep) and ``analysis`` (reads one). Light imports only: the analysis
+and the command line import it.
 """
 
 import fcntl
+import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,151 @@ def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
     for name in never_started(sweep_dir):
         statuses[name] = {"status": "missing", "error": "never started"}
     return statuses
+
+
+def fingerprints(sweep_dir: Path) -> dict[str, str]:
+    """The configuration fingerprint of every cell folder that records one -> that
+    folder, relative to the sweep (a folder named by an older naming rule too)."""
+    found = {}
+    for cell in cell_dirs(sweep_dir):
+        status = read_status(cell)
+        if status.get("fingerprint"):
+            found.setdefault(status["fingerprint"], cell.relative_to(sweep_dir))
+    return {fp: folder.as_posix() for fp, folder in found.items()}
+
+
+# --- is a cell finished? Its files must read back as they were written -------------
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file's bytes (status.json records it for each result file)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def cell_state(cell_dir: Path, fingerprint: str) -> tuple[str, str | None]:
+    """Whether ``cell_dir`` holds the finished cell of this fingerprint.
+
+    Returns ``("done", None)``; ``("foreign", None)`` when the folder holds another
+    configuration; or ``("todo", why)`` when the cell must be (re)computed, ``why``
+    None for a folder that has no result yet.
+    """
+    if not (cell_dir / schema.STATUS_FILE).exists():
+        return "todo", None
+    status = read_status(cell_dir)
+    if status["status"] == "missing":
+        return "todo", status["error"]
+    if status.get("fingerprint", fingerprint) != fingerprint:
+        return "foreign", None
+    if status["status"] not in schema.DONE:
+        return "todo", f"its last run {status['status']}"
+    return ("todo", why) if (why := damaged(cell_dir, status)) else ("done", None)
+
+
+def damaged(cell_dir: Path, status: dict) -> str | None:
+    """What is wrong with the result files of a finished cell, or None.
+
+    They must be of this schema_version, have the checksums status.json records
+    (see ``corrupt``), and metrics.parquet must hold one row per trial.
+    """
+    if status.get("schema_version") != schema.SCHEMA_VERSION:
+        return f"written by schema_version {status.get('schema_version')}"
+    if why := corrupt(cell_dir, status):
+        return why
+    rows = metrics_rows(cell_dir / schema.METRICS_FILE)
+    trials = (status.get("config") or {}).get("trials")
+    if rows is None:
+        return f"{schema.METRICS_FILE} is missing or unreadable"
+    if trials is not None and rows != trials:
+        return f"{schema.METRICS_FILE} has {rows} rows for {trials} trials"
+    return None
+
+
+def corrupt(cell_dir: Path, status: dict, names=None) -> str | None:
+    """A result file (of ``names``, default all) whose bytes differ from those
+    written (the checksum that status.json records), or that is gone; None if all
+    are intact. A cell written before checksums were recorded has none to compare."""
+    files = status.get("files") or {}
+    for name in files if names is None else [n for n in names if n in files]:
+        try:
+            if digest(cell_dir / name) != files[name]:
+                return f"{name} differs from what was written (checksum)"
+        except OSError:
+            return f"{name} is missing"
+    return None
+
+
+class DamagedFile(ValueError):
+    """A result file whose bytes are not those its cell wrote."""
+
+
+def read_table(path: Path, **kwargs):
+    """A cell's result table (``pandas.read_parquet``), refused with DamagedFile if
+    its checksum is not the one its status.json recorded."""
+    import pandas as pd  # the command line imports this module: pandas only here
+
+    if why := corrupt(path.parent, read_status(path.parent), [path.name]):
+        raise DamagedFile(why)
+    return pd.read_parquet(path, **kwargs)
+
+
+def metrics_rows(path: Path) -> int | None:
+    """The number of rows a parquet file declares, or None if it cannot be read."""
+    import pyarrow.parquet as pq  # only where cells are checked
+
+    try:
+        return pq.read_metadata(path).num_rows
+    except Exception:  # missing, empty, truncated, not parquet at all
+        return None
+
+
+def mark_cached(cell_dir: Path) -> None:
+    """Record that a finished cell was kept, not recomputed, by this run."""
+    status = read_status(cell_dir)
+    if status["status"] != "cached":
+        write_json(status | {"status": "cached"}, cell_dir / schema.STATUS_FILE)
+
+
+# --- one sweep at a time in a folder --------------------------------------------------
+
+LOCK_FILE = ".sweep.lock"  # held (flock) by the process running a sweep in the folder
+
+
+class FolderBusy(Exception):
+    """Another live process is running a sweep in the folder."""
+
+
+def hold(folder: Path, command: str) -> object:
+    """Take the folder's lock for this process (until it exits); return its handle.
+
+    Raises ``FolderBusy`` naming the holder (pid, host, start time) when a live
+    process holds it. A lock whose holder died is released by the kernel and taken
+    over. The lock file records who holds it, for that message.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 (held until exit)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read())
+        except ValueError:
+            holder = {}
+        handle.close()
+        raise FolderBusy(
+            f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started"
+            f" {holder.get('started', '?')}: {holder.get('command', '?')}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    holder = {
+        "pid": os.getpid(), "host": socket.gethostname(), "command": command,
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }  # fmt: skip
+    handle.write(json.dumps(holder))
+    handle.flush()
+    return handle
 
 
 GRID_FILE = "grid.json"  # the cell folders every run of this sweep asked for

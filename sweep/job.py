@@ -27,18 +27,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from sweep import PROJECT_ROOT, config, schema
+from sweep import PROJECT_ROOT, config, folders, schema
 from sweep.align import recovered
 from sweep.config import flatten
 from sweep.data import add_noise, sparse_features
-from sweep.folders import (
-    load_model,
-    locked,
-    read_status,
-    save_model,
-    write_atomic,
-    write_json,
-)
+from sweep.folders import load_model, locked, save_model, write_atomic, write_json
 from sweep.methods import Recovery, recover_trials
 from sweep.metrics import feature_metrics, recovery_metrics
 from sweep.models import MODELS, TRAINED, UNREPRESENTED, Model, known_dictionary
@@ -64,12 +57,14 @@ def run(
 ) -> dict:
     """Run the cell of ``cfg`` into ``out_dir``; return its status (never raises).
 
+    ``cell`` names it in its rows (default: its configuration's folder name).
     Trained models are cached in (and reused from) ``cache_dir`` when it is given.
     """
     try:
         timeout = cfg.get("cell_timeout_s")
         flat = config.normalise(flatten(cfg))
-        return _run(flat, Path(out_dir), sweep, cell, cache_dir, timeout)
+        identity = {"sweep": sweep, "cell": cell or config.cell_name(flat)}
+        return _run(flat, Path(out_dir), identity, cache_dir, timeout)
     except FolderConflict as err:  # nothing is written: the folder keeps its results
         log.error("refused %s: %s", cell or out_dir, err)
         return {"status": "failed", "error": str(err)}
@@ -78,33 +73,60 @@ def run(
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def _run(flat: dict, out_dir: Path, sweep: str, cell: str, cache_dir, timeout) -> dict:
-    identity = {"sweep": sweep, "cell": cell}
-    cached = _previous(out_dir, flat)
+def _run(flat: dict, out_dir: Path, identity: dict, cache_dir, timeout) -> dict:
+    cached = _previous(out_dir, flat, identity["cell"])
     if cached:
-        log.info("cached %s", cell or out_dir.name)
+        log.info("cached %s", identity["cell"])
         return cached
     started = time.perf_counter()
     status = {"status": "ok", "error": None, "traceback": None}
+    files = {}
     try:
-        _inject_failure(cell)
+        _inject_failure(identity["cell"])
         with threadpool_limits(1), time_limit(timeout):  # the sweep is the unit
             metrics, tables = run_trials(flat, cache_dir)  # of parallelism
         for name, table in tables.items():
-            _write_parquet(table, out_dir / name)
+            files[name] = _write_parquet(table, out_dir / name)
     except Exception as err:  # a cell never raises: its failure is a result
-        status = {
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}".splitlines()[0],
-            "traceback": traceback.format_exc(),
-        }
+        status = _failure(err, traceback.format_exc())
         metrics = [{} for _ in range(flat.get("trials") or 1)]
-    seconds = time.perf_counter() - started
+    if status["status"] == "ok" and all(m.get("frac_zero") == 1 for m in metrics):
+        status["warning"] = (
+            "every test sample is all zeros (frac_zero=1): nmse, success_rate and"
+            " rel_error are undefined (NaN); raise sparsity or n_samples"
+        )
+    return _finish(flat, out_dir, identity, status, metrics, files, started)
+
+
+def record_failure(
+    flat: dict, out_dir: Path, *, sweep: str, error: str, trace: str | None
+) -> dict:
+    """Write the rows and status of a cell that could not run (its worker died, or
+    Hydra could not start its job); return its status."""
+    status = {"status": "failed", "error": error, "traceback": trace}
+    metrics = [{} for _ in range(flat.get("trials") or 1)]
+    identity = {"sweep": sweep, "cell": out_dir.name}
+    return _finish(flat, out_dir, identity, status, metrics, {}, time.perf_counter())
+
+
+def _failure(err: BaseException, trace: str) -> dict:
+    line = f"{type(err).__name__}: {err}".splitlines()[0]
+    return {"status": "failed", "error": line, "traceback": trace}
+
+
+def _finish(flat, out_dir, identity, status, metrics, files, started) -> dict:
+    """Write the cell's rows, then its status.json (last: it marks the cell
+    complete, with the checksum of every file written); log the cell's line."""
     rows = _rows(metrics, flat, identity, status)
-    _write_parquet(rows, out_dir / schema.METRICS_FILE)
-    status.update(_provenance(flat, identity, rows, seconds))
-    write_json(status, out_dir / schema.STATUS_FILE)  # last: marks the cell complete
-    _log_cell(status, rows, cell or out_dir.name)
+    try:
+        files[schema.METRICS_FILE] = _write_parquet(rows, out_dir / schema.METRICS_FILE)
+    except Exception as err:  # e.g. a full disk: the cell fails, its status says why
+        status = _failure(err, traceback.format_exc())
+        rows = rows.assign(status="failed", error=status["error"])
+    seconds = time.perf_counter() - started
+    status.update(_provenance(flat, identity, rows, seconds) | {"files": files})
+    write_json(status, out_dir / schema.STATUS_FILE)
+    _log_cell(status, rows, identity["cell"])
     return status
 
 
@@ -363,22 +385,23 @@ def _rows(
     return frame
 
 
-def _previous(out_dir: Path, flat: dict) -> dict | None:
-    """The stored status if this folder already holds this cell, finished ok.
+def _previous(out_dir: Path, flat: dict, cell: str) -> dict | None:
+    """The stored status if this folder already holds this cell, finished and intact
+    (its files read back as written); the log says why a result is recomputed.
 
     Raises ``FolderConflict`` if the folder holds another configuration: results are
     never overwritten with, or mixed into, a different cell's.
     """
-    if why := config.folder_conflict(out_dir, flat):
-        raise FolderConflict(why)
-    stored = read_status(out_dir)
-    if stored["status"] not in schema.DONE:
+    state, why = folders.cell_state(out_dir, config.fingerprint(flat))
+    if state == "foreign":
+        stored = folders.read_status(out_dir).get("config", {})
+        raise FolderConflict(config.conflict_message(out_dir, stored, flat))
+    if state == "todo":
+        if why:
+            log.warning("recomputing %s: %s", cell, why)
         return None
-    if not (out_dir / schema.METRICS_FILE).exists():
-        return None
-    stored["status"] = "cached"
-    write_json(stored, out_dir / schema.STATUS_FILE)
-    return stored
+    folders.mark_cached(out_dir)
+    return folders.read_status(out_dir)
 
 
 class FolderConflict(Exception):
@@ -426,6 +449,8 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
         log.error("failed %s: %s (%.2f s)", cell, status["error"], status["seconds"])
         log.debug("%s", status["traceback"])  # in the cell's log file, not the console
         return
+    if status.get("warning"):
+        log.warning("%s: %s", cell, status["warning"])
     means = rows[["success_rate", "nmse", "support_f1"]].mean()
     log.info(
         "ok %s: success_rate=%.3f nmse=%.3g support_f1=%.3f (%.2f s)",
@@ -448,5 +473,7 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
         )
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet(frame: pd.DataFrame, path: Path) -> str:
+    """Write a table atomically; return the checksum of the file written."""
     write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return folders.digest(path)

@@ -222,6 +222,12 @@ def toy_models(
         best = t * restarts + int(np.argmin(loss(cs[restarts], W[runs], b[runs])))
         one = slice(best, best + 1)
         reported = float(loss(cs[restarts + 1], W[one], b[one])[0])
+        if not (np.isfinite(reported) and np.isfinite(W[best]).all()):
+            raise FloatingPointError(
+                f"training diverged (trial {t}: loss {reported}, W finite:"
+                f" {bool(np.isfinite(W[best]).all())}); importance ="
+                f" importance_decay ** i reaches {importance.max():.3g}"
+            )
         models.append(_trained(W[best], b[best], importance, reported, relu))
     return models
 

@@ -2,6 +2,7 @@
 
 import inspect
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from sweep.checks import Check
@@ -31,6 +32,7 @@ class Registry(dict):
         return add
 
     @staticmethod
+    @cache
     def params(fn: Callable) -> dict[str, Any]:
         """The tunable keyword-only parameters of ``fn`` with their defaults."""
         fixed = {"H_train", "b", "rng", "rngs", "sparsity", "k", "relu"}  # by the job

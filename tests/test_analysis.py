@@ -91,7 +91,8 @@ def test_aggregate_trials_mean_sem_and_new_metrics():
     cells = aggregate.aggregate_trials(trials).set_index("cell")
     assert cells.loc["a", "success_rate"] == pytest.approx(0.5)
     assert cells.loc["a", "success_rate_sem"] == pytest.approx(math.sqrt(0.13 / 3))
-    assert cells.loc["a", "mcc"] == 1.0 and cells.loc["a", "mcc_sem"] == 0.0
+    assert cells.loc["a", "mcc"] == pytest.approx(1.0)
+    assert cells.loc["a", "mcc_sem"] == pytest.approx(0.0, abs=1e-12)
     assert cells.loc["a", "n_trials"] == 3 and cells.loc["b", "n_trials"] == 1
     assert np.isnan(cells.loc["b", "success_rate_sem"])  # one trial: no error
     assert list(cells["status"]) == ["ok", "ok"]

@@ -1,6 +1,7 @@
 """The real command line: a smoke sweep, bad input, exit codes, analysis of a sweep."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -9,11 +10,12 @@ import pytest
 from conftest import ROOT, run_cli
 
 from sweep import schema
-from sweep.config import validate_argv
+from sweep.grid import expand_cells, plan, validate_argv
 from sweep.job import FAIL_ENV
 from sweep.methods import METHODS
 
-CELL = "method=omp,neurons=5,sparsity=0.05"
+SMOKE = "n_features=20,n_samples=40,n_train=100"  # the smoke preset's constants
+CELL = f"method=omp,{SMOKE},neurons=5,sparsity=0.05,trials=2"
 
 
 def _cells(sweep_dir):
@@ -90,17 +92,25 @@ def test_rerun_caches_finished_cells(smoke):
     assert "8 cached" in out.stdout + out.stderr
 
 
-def test_validation_rebuilds_the_configs_hydra_ran(smoke):
-    # the same grid again: every folder holds exactly the configuration asked for
+def test_the_parent_rebuilds_the_configs_hydra_ran(smoke):
+    # the same grid again: the parent's configurations of its cells are those the
+    # workers computed (same fingerprints), so every cell is found finished
     sweep_dir, _ = smoke
-    assert (
-        validate_argv(["-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}"]) == []
-    )
+    cells = expand_cells(["experiment=smoke"], multirun=True)
+    again = plan(cells, sweep_dir)
+    assert not again.todo and not again.errors and len(again.done) == len(cells)
+    assert all(again.folders[c.fingerprint] == c.name for c in cells)
+    argv = ["-m", "experiment=smoke", f"hydra.sweep.dir={sweep_dir}"]
+    assert validate_argv(argv) == []
 
 
-def test_a_folder_holding_another_configuration_is_refused(smoke):
-    sweep_dir, _ = smoke
-    before = pd.read_parquet(sweep_dir / CELL / schema.METRICS_FILE)
+def test_a_folder_holding_another_configuration_is_refused(smoke, tmp_path):
+    # a folder named as the default preset's cell (named so by an older naming rule,
+    # or by hand) that holds the smoke preset's cell: never overwritten
+    sweep_dir = tmp_path / "s"
+    foreign = sweep_dir / "method=omp,neurons=5,sparsity=0.05"
+    shutil.copytree(smoke[0] / CELL, foreign)
+    before = pd.read_parquet(foreign / schema.METRICS_FILE)
     out = run_cli(
         "sweep", "-m", "method=omp", "neurons=5", "sparsity=0.05",
         f"hydra.sweep.dir={sweep_dir}",
@@ -108,7 +118,7 @@ def test_a_folder_holding_another_configuration_is_refused(smoke):
     assert out.returncode == 2
     assert "holds another configuration (n_features=20 there, 100 now" in out.stderr
     assert "choose another hydra.sweep.dir" in out.stderr
-    after = pd.read_parquet(sweep_dir / CELL / schema.METRICS_FILE)
+    after = pd.read_parquet(foreign / schema.METRICS_FILE)
     pd.testing.assert_frame_equal(before, after)
 
 
@@ -141,10 +151,10 @@ def test_method_override_narrows_the_grid(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert _cells(tmp_path) == [
-        "method=nnls,neurons=10,sparsity=0.05",
-        "method=nnls,neurons=10,sparsity=0.2",
-        "method=nnls,neurons=5,sparsity=0.05",
-        "method=nnls,neurons=5,sparsity=0.2",
+        f"method=nnls,{SMOKE},neurons=10,sparsity=0.05,trials=2",
+        f"method=nnls,{SMOKE},neurons=10,sparsity=0.2,trials=2",
+        f"method=nnls,{SMOKE},neurons=5,sparsity=0.05,trials=2",
+        f"method=nnls,{SMOKE},neurons=5,sparsity=0.2,trials=2",
     ]
 
 
@@ -160,15 +170,11 @@ def test_failed_cell_gives_exit_1_and_the_rest_finishes(tmp_path):
     assert out.returncode == 1, out.stderr[-2000:]
     log = out.stdout + out.stderr
     assert "8 cells: 4 ok, 4 failed, 0 cached" in log
-    assert "failed method=lstsq,neurons=5,sparsity=0.05: RuntimeError: injected" in log
-    status = json.loads(
-        (
-            tmp_path / "method=omp,neurons=5,sparsity=0.05" / schema.STATUS_FILE
-        ).read_text()
-    )
+    failed = tmp_path / CELL.replace("method=omp", "method=lstsq")
+    assert f"failed {failed.name}: RuntimeError: injected" in log
+    status = json.loads((tmp_path / CELL / schema.STATUS_FILE).read_text())
     assert status["status"] == "ok"
     assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
-    failed = tmp_path / "method=lstsq,neurons=5,sparsity=0.05"
     assert (
         "Traceback"
         in json.loads((failed / schema.STATUS_FILE).read_text())["traceback"]

@@ -4,7 +4,8 @@ from hydra import compose, initialize_config_dir
 
 from sweep import CONF_DIR, OUTPUTS_DIR
 from sweep.__main__ import with_default_dirs
-from sweep.config import flatten, split_argv, validate_argv, validate_cell
+from sweep.config import flatten, validate_cell
+from sweep.grid import split_argv, validate_argv
 from sweep.methods import METHODS
 
 
@@ -21,7 +22,8 @@ def test_default_config():
     assert flat["n_features"] == 100 and flat["k"] is None
     assert validate_cell(flat) == []
     assert cfg.hydra.launcher.n_jobs == -1
-    assert "joblib" in cfg.hydra.launcher._target_
+    assert cfg.hydra.launcher._target_.endswith("PoolLauncher")
+    assert cfg.hydra.sweeper._target_.endswith("CellSweeper")
     assert "hydra" not in flat
 
 
@@ -64,6 +66,9 @@ def test_presets_do_not_inherit_axes():
         ["method=lasso", "method.alpha=0.5", "noise=0.1"],
         ["-m", "n_features=50,100", "neurons=range(5,30,5)"],
         ["hydra.launcher.n_jobs=1", "seed=3"],
+        # two presets, one cell each: different configurations, different folders
+        ["-m", "experiment=smoke,default", "method=omp", "neurons=5", "sparsity=0.05"],
+        ["-m", "method=glob(omp,lstsq)"],
     ],
 )
 def test_good_input(argv):
@@ -109,12 +114,32 @@ BAD = [
     (["seed=-1"], "seed=-1: allowed is an integer >= 0"),
     (["method=sae", "n_train=0"], "a learned method needs training data"),
     (["cell_timeout_s=0"], "cell_timeout_s=0: allowed is null or a finite number"),
-    (["-m", "hydra.launcher.n_jobs=0"], "allowed is a nonzero integer"),
-    (["-m", "+hydra.sweeper.params.noise=-1"], "not through hydra.sweeper.params"),
+    (["-m", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0: allowed is 1 to"),
+    (["-m", "hydra.launcher.n_jobs=4096"], "(this machine's cores), or -1 for all"),
+    # values no check ever saw before they crashed a job
+    (["neurons=${nope}"], "neurons='${nope}': cannot resolve"),
+    (["neurons=" + "9" * 4000], "(4000 characters): allowed is an integer >= 1 and"),
+    (["seed=18446744073709551616"], "allowed is an integer >= 0 and < 2**63"),
+    (["method=null"], "method=None: unknown (allowed: basis_pursuit"),
+    (["model=null"], "model=None: unknown (allowed: random"),
+    (["-cn", "nope"], "-cn nope: unknown (allowed: config"),
+    (["-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
+    (["-m", "hydra/sweeper=basic"], "the cells sweeper is required"),
+    (["-m", "hydra.sweep.subdir=same"], "hydra.sweep.subdir cannot be set"),
+    (["-m", "hydra.sweep.dir="], "hydra.sweep.dir='': allowed is the path of a folder"),
+    (["-m", "hydra.sweep.dir=/tmp/a,b"], "cannot be swept (quote a value with a comma"),
+    (["-m", "hydra.sweep.dir=/proc/sys/nope"], "/proc/sys is not writable"),
+    (["--experimental-rerun", "x.pickle"], "--experimental-rerun: refused"),
+    (["-m", "neurons=range(1,2000000000)"], "1,999,999,999 values: allowed is at most"),
     (
-        ["-m", "experiment=smoke,default", "method=omp", "neurons=5", "sparsity=0.05"],
-        "share the folder 'method=omp,neurons=5,sparsity=0.05'",
+        ["-m", "neurons=range(1,400)", "seed=range(300)"],
+        "the grid has 1,077,300 points: allowed is at most 100,000",
     ),
+    (["n_samples=20000000"], "needs about"),
+    (["trials=1000000"], "needs about"),
+    (["n_features=1000000000"], "needs about"),
+    (["-m", "neurons=interval(1,2)"], "only lists and range() can be swept"),
+    (["-m", "+hydra.sweeper.params.noise=-1"], "not through hydra.sweeper.params"),
 ]
 
 
@@ -196,7 +221,7 @@ def test_model_registry_matches_config_files():
     ],
 )
 def test_group_parameters_reach_every_job_of_a_swept_group(argv, forced):
-    from sweep.config import force_group_params
+    from sweep.grid import force_group_params
 
     out = force_group_params(argv)
     assert ("++model.steps=50" in out) == forced
@@ -204,16 +229,13 @@ def test_group_parameters_reach_every_job_of_a_swept_group(argv, forced):
 
 
 def test_an_integer_for_a_float_key_is_the_same_cell():
-    from sweep.config import _PARSER as parser
-    from sweep.config import fingerprint, normalise, point_config
+    from sweep.grid import expand_cells
 
-    a, _ = point_config(parser.parse_overrides(["sparsity=1", "method=lasso",
-                                                "method.alpha=1"]))  # fmt: skip
-    b, _ = point_config(parser.parse_overrides(["sparsity=1.0", "method=lasso",
-                                                "method.alpha=1.0"]))  # fmt: skip
-    assert a["sparsity"] == 1 and isinstance(a["sparsity"], int)  # as given
-    assert fingerprint(normalise(a)) == fingerprint(normalise(b))
-    assert normalise(a)["method.alpha"] == 1.0 and normalise(a)["neurons"] == 20
+    (a,) = expand_cells(["sparsity=1", "method=lasso", "method.alpha=1"], False)
+    (b,) = expand_cells(["sparsity=1.0", "method=lasso", "method.alpha=1.0"], False)
+    assert a.flat["sparsity"] == 1.0 and isinstance(a.flat["sparsity"], float)
+    assert a.fingerprint == b.fingerprint and a.name == b.name
+    assert a.flat["method.alpha"] == 1.0 and a.flat["neurons"] == 20
 
 
 def test_slurm_launcher_config_has_the_cluster_keys():

@@ -13,10 +13,13 @@ def _metrics(X, X_hat, W=None, importance=None, tol=0.01):
 def test_perfect_recovery():
     X = np.array([[0.0, 0.5, 0.0], [0.2, 0.0, 0.9], [0.0, 0.0, 0.0]])
     m = _metrics(X, X.copy())
-    assert m["mse"] == 0 and m["nmse"] == 0 and m["rel_error"] == 0
+    for name in ("mse", "nmse", "rel_error"):
+        assert m[name] == pytest.approx(0.0, abs=1e-12), name
     assert m["success_rate"] == 1.0  # the all-zero sample is not counted
     assert m["frac_zero"] == pytest.approx(1 / 3)
-    assert m["support_f1"] == 1.0 and m["r2"] == 1.0 and m["r2_h"] == 1.0
+    assert m["support_f1"] == 1.0  # from counts: exact
+    assert m["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert m["r2_h"] == pytest.approx(1.0, abs=1e-12)
     assert m["l0"] == pytest.approx(1.0)
 
 

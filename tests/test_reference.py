@@ -1,5 +1,6 @@
 """The committed reference sweep (outputs/reference): its analysis regenerates
-results.parquet exactly and every committed figure, including the README's."""
+results.parquet and boundary.csv (to a stated tolerance) and every committed figure,
+including the README's."""
 
 import re
 import shutil
@@ -36,14 +37,20 @@ def test_reference_is_small_and_complete():
     assert "boundary.png" in FIGURES
 
 
-def test_results_are_reproduced_exactly(regenerated):
+def test_results_are_reproduced(regenerated):
+    """The same tables, to a stated tolerance: means and standard errors are sums
+    whose last bits depend on the processor's SIMD path, and the probit fit of
+    boundary.csv is iterative (it differs in the 9th digit across processors)."""
     pd.testing.assert_frame_equal(
         pd.read_parquet(regenerated / "results.parquet"),
         pd.read_parquet(COMMITTED / "results.parquet"),
-    )
-    assert (regenerated / "boundary.csv").read_text() == (
-        COMMITTED / "boundary.csv"
-    ).read_text()
+        check_exact=False, rtol=1e-9, atol=1e-12,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(
+        pd.read_csv(regenerated / "boundary.csv"),
+        pd.read_csv(COMMITTED / "boundary.csv"),
+        check_exact=False, rtol=1e-6, atol=1e-9,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("figure", FIGURES)
