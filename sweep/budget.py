@@ -2,7 +2,8 @@
 
 ``estimate_bytes`` is an upper estimate of a cell's peak resident memory: the worker
 process itself plus the arrays the job holds at its peak (every trial's data, the
-recovered features, the method's own work arrays, a trained model's batches).
+recovered features or codes, the largest step on one trial: a draw, the method's own
+arrays, scoring, the tables), or a trained model's batches if larger.
 ``benchmarks/memory.py`` measures it against real cells. ``check`` refuses, before
 anything runs, the cells whose estimate exceeds the budget of one cell:
 ``cell_memory_gb`` if set, else the launcher's ``mem_gb`` (a cluster's job), else the
@@ -15,46 +16,99 @@ from pathlib import Path
 from typing import Any
 
 GB = 1e9
-F64 = 8  # bytes per float64
+F64 = 8  # bytes per float64 (and int64)
 F32 = 4
-PROCESS_BYTES = 400e6  # a worker with numpy, scipy, sklearn, pandas, pyarrow, Hydra
+PROCESS_BYTES = 300e6  # a worker with numpy, scipy, sklearn, pandas, pyarrow, Hydra
+SLACK = 1.1  # over the counted arrays: allocator slack, other library versions
 MAX_LINES = 5  # cells named in the refusal; the rest are counted
 
 
 def estimate_bytes(flat: dict) -> float:
-    """Upper estimate of the peak resident memory of a cell (bytes)."""
+    """Upper estimate of the peak resident memory of a cell (bytes).
+
+    The larger of a trained model's training (before any data exist) and the arrays:
+    what every trial keeps until the cell ends, plus the largest step on top of it.
+    Terms count float64 entries; coefficients are measured (benchmarks/memory.py).
+    """
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     test, train = flat["n_samples"], flat["n_train"]
-    held = trials * (2 * test * n + test * m + train * m + 2 * m * n)  # X, X_hat, H..
-    drawing = 3 * max(test, train) * n  # a draw's uniforms, mask and product
-    scoring = 5 * test * n + 3 * n * n  # errors and squares; feature Gram matrices
-    method = _METHOD_WORK.get(flat["method"], _sample_codes)(flat)
-    arrays = F64 * (held + max(drawing, scoring) + method)
-    return PROCESS_BYTES + arrays + _training_bytes(flat)
+    kept, work, aligning = _METHOD_WORK.get(flat["method"], _known)(flat)
+    # X (test, n), H (test, m), H_train (train, m); W, known W and a copy (m, n)
+    held = trials * (test * (n + m) + train * m + 3 * m * n) + kept
+    # a draw beside its X: the mask (with k: the sort keys and their argpartition)
+    draw = 0.25 if flat["k"] is None else 2.25
+    steps = (
+        max(draw * test, (draw + 1) * train) * n,  # a draw (X_train is not kept)
+        work,  # the method on the last trial (earlier trials' results are kept)
+        3 * test * n + 2 * n * n + aligning,  # scoring: errors, squares; (W_i.W_j)^2
+        _tables(flat),
+    )
+    arrays = max(F64 * (held + max(steps)), _training_bytes(flat))
+    return PROCESS_BYTES + SLACK * arrays
 
 
-def _sample_codes(flat: dict) -> float:
-    """A method that holds a few (samples x features) arrays and a Gram matrix."""
-    n = flat["n_features"]
-    return 3 * flat["n_samples"] * n + 2 * n * n
+# Known-dictionary methods: per (n_samples x n_features) and (n_features x n_features)
+# entries, their arrays on one trial beside X_hat: copies of the codes and of the
+# correlations W^T h; Gram matrices W^T W, their copies per sample (LARS, OMP) and
+# OMP's Cholesky factor (n x n when it stops at a tolerance).
+_KNOWN = {
+    "omp": (4.5, 4),
+    "threshold": (3.5, 0),
+    "basis_pursuit": (2.5, 4),
+    "lasso_lars": (2, 4),
+    "lasso": (1.5, 2),
+}
 
 
-def _dict_learning(flat: dict) -> float:
+def _known(flat: dict) -> tuple[float, float, float]:
+    """(kept, work, aligning): X_hat (test, n) of every trial; the method's arrays."""
+    n, test = flat["n_features"], flat["n_samples"]
+    per_sample, gram = _KNOWN.get(flat["method"], (1.5, 0))
+    return flat["trials"] * test * n, per_sample * test * n + gram * n * n, 0.0
+
+
+def _aligning(flat: dict, atoms: int) -> float:
+    """Scoring a learned dictionary: X_hat (test, n) of this trial and trial 0's (its
+    sample rows keep it), |codes| (test, atoms), and the cosines (atoms, n): the matrix,
+    the matching's copies, trial 0's long table (indices, four columns)."""
+    n, test = flat["n_features"], flat["n_samples"]
+    return 2 * test * n + 1.5 * test * atoms + 6.5 * atoms * n
+
+
+def _dict_learning(flat: dict) -> tuple[float, float, float]:
     atoms = flat.get("method.n_components") or flat["n_features"]
-    batch = flat.get("method.batch_size", 256)
-    samples = flat["n_samples"] + flat["n_train"]
-    return 3 * atoms * atoms + 3 * samples * atoms + 4 * batch * atoms
+    test, train, m = flat["n_samples"], flat["n_train"], flat["neurons"]
+    # fit: the randomized SVD that initialises the dictionary (H_train @ Q with
+    # atoms + 10 columns, its LU), the shuffled H_train; inner stats and Gram (atoms^2)
+    fit = 3 * train * (atoms + 10) + train * m + 6 * atoms * atoms
+    encode = 2.5 * test * atoms + 2 * atoms * atoms  # correlations, codes (test, atoms)
+    return flat["trials"] * test * atoms, max(fit, encode), _aligning(flat, atoms)
 
 
-def _sae(flat: dict) -> float:
+def _ica(flat: dict) -> tuple[float, float, float]:
+    m = flat["neurons"]
+    sources = min(flat.get("method.n_components") or m, m)
+    # whitening: a copy of H_train, its SVD (the (m, train) factor and LAPACK's copy);
+    # then the sources and their nonlinearity, (sources, train) each iteration
+    fit = 4 * flat["n_train"] * m
+    return flat["trials"] * flat["n_samples"] * sources, fit, _aligning(flat, sources)
+
+
+def _sae(flat: dict) -> tuple[float, float, float]:
     latents = max(1, round(flat["method.expansion"] * flat["n_features"]))
-    batch, m = flat["method.batch_size"], flat["neurons"]
-    per_trial = 8 * m * latents + 6 * batch * latents + 2 * flat["n_samples"] * latents
-    return flat["trials"] * per_trial
-
-
-def _ica(flat: dict) -> float:
-    return 6 * (flat["n_train"] + flat["n_samples"]) * flat["neurons"]
+    trials, m, batch = flat["trials"], flat["neurons"], flat["method.batch_size"]
+    test, train = flat["n_samples"], flat["n_train"]
+    # kept: codes (test, latents) and the float64 encoder and decoder (latents, m)
+    kept = trials * (test * latents + 2 * latents * m)
+    # training, all trials at once in float32 (half a float64): a batch's
+    # pre-activations, codes and their gradients (batch, latents); the weights, their
+    # gradients, Adam's moments and its temporaries; H_train in float32 and stacked
+    training = (
+        F32 / F64 * trials * (4.5 * batch * latents + 12 * latents * m + 3 * train * m)
+        + trials * train * m
+    )
+    encoding = trials * test * latents  # the pre-activations beside the codes
+    return kept, max(training, encoding), _aligning(flat, latents)
 
 
 _METHOD_WORK = {"dict_learning": _dict_learning, "sae": _sae, "ica": _ica}
@@ -62,13 +116,27 @@ _METHOD_WORK = {"dict_learning": _dict_learning, "sae": _sae, "ica": _ica}
 EVAL_BATCH = 8192  # as sweep.models.EVAL_BATCH: a trained model's evaluation batch
 
 
+def _trained(flat: dict) -> bool:
+    return str(flat.get("model", "")).startswith("toy_")
+
+
+def _tables(flat: dict) -> float:
+    """A trained model's weights table: long form of every trial's W (m, n), four
+    columns, built per trial then concatenated."""
+    if not _trained(flat):
+        return 0.0
+    return 10 * flat["trials"] * flat["neurons"] * flat["n_features"]
+
+
 def _training_bytes(flat: dict) -> float:
     """A trained toy model's batches: every trial's restarts train together."""
-    if not str(flat.get("model", "")).startswith("toy_"):
+    if not _trained(flat):
         return 0.0
     n, m = flat["n_features"], flat["neurons"]
     instances = flat["trials"] * flat["model.restarts"]
+    # a step: X, pre-activation, output, error, gradients (batch, n) per instance
     steps = F32 * 7 * instances * flat["model.batch_size"] * (n + m)
+    # choosing the best restart: the same arrays in float64 for one evaluation batch
     evaluation = F64 * 6 * flat["model.restarts"] * EVAL_BATCH * (n + m)
     return max(steps, evaluation) + F64 * 6 * instances * m * n
 
@@ -146,11 +214,18 @@ def _cgroup_free() -> float | None:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # cgroup v2
-            places = [("/sys/fs/cgroup", "memory.max", "memory.current"),
-                      ("/sys/fs/cgroup/unified", "memory.max", "memory.current")]
+            places = [
+                ("/sys/fs/cgroup", "memory.max", "memory.current"),
+                ("/sys/fs/cgroup/unified", "memory.max", "memory.current"),
+            ]
         elif "memory" in controllers.split(","):  # cgroup v1
-            places = [("/sys/fs/cgroup/memory", "memory.limit_in_bytes",
-                       "memory.usage_in_bytes")]
+            places = [
+                (
+                    "/sys/fs/cgroup/memory",
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                )
+            ]
         else:
             continue
         for root, limit, usage in places:  # fmt: skip

@@ -196,7 +196,7 @@ def run_trials(
             X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
             tables = {schema.SAMPLES_FILE: _long_form(X, X_hat, trial)}
             if result.cosines is not None:
-                tables[schema.COSINES_FILE] = result.cosines.assign(trial=trial)
+                tables[schema.COSINES_FILE] = _cosines(result.cosines, trial)
     tables[schema.FEATURES_FILE] = pd.concat(features, ignore_index=True)
     if flat["model"] in TRAINED:  # the paper's figures need the trained W itself
         tables[schema.WEIGHTS_FILE] = _weights(models)
@@ -264,7 +264,7 @@ class TrialResult:
     features: pd.DataFrame
     X: np.ndarray
     X_hat: np.ndarray
-    cosines: pd.DataFrame | None = None
+    cosines: np.ndarray | None = None  # (n_atoms, n_features)
 
 
 @dataclass
@@ -303,15 +303,16 @@ def score(
     if found is None:
         return TrialResult(row, feats, X, X_hat)
     feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
-    return TrialResult(row, feats, X, X_hat, _cosines(found.cosines))
+    return TrialResult(row, feats, X, X_hat, found.cosines)
 
 
-def _cosines(C: np.ndarray) -> pd.DataFrame:
+def _cosines(C: np.ndarray, trial: int) -> pd.DataFrame:
     """The cosine matrix (n_atoms, n_features) in long form: atom, feature, cos."""
     atom, feature = np.indices(C.shape)
     return pd.DataFrame(
-        {"atom": atom.ravel(), "feature": feature.ravel(), "cos": C.ravel()}
-    )
+        {"atom": atom.ravel(), "feature": feature.ravel(), "cos": C.ravel(),
+         "trial": trial}
+    )  # fmt: skip
 
 
 def _training_data(flat, trial, W, data, noise_keys) -> np.ndarray:
