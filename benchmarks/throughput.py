@@ -38,9 +38,9 @@ def grid(n_seeds: int) -> list[str]:
 
 def cells(argv: list[str]) -> list[tuple[str, dict]]:
     """(folder name, config) of every cell, composed as Hydra composes a job."""
-    out = []
+    out, cells = [], expand_cells(argv[1:], multirun=True)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        for cell in expand_cells(argv[1:], multirun=True):
+        for cell in cells:
             cfg = compose("config", overrides=list(cell.overrides))
             out.append((cell.name, OmegaConf.to_container(cfg)))
     return out
