@@ -380,6 +380,18 @@ def test_equal_configurations_are_one_cell_whatever_the_spelling(tmp_path):
     assert typed.returncode == 0 and "1 cells: 0 ok, 0 failed, 1 cached" in typed.stdout
 
 
+def test_naming_overrides_never_put_two_cells_in_one_folder(tmp_path):
+    # Hydra's override_dirname no longer names cells: excluding every swept key
+    # from it changes nothing (hydra.sweep.subdir itself is refused: see BAD)
+    out = run_cli(
+        "sweep", *GRID, "method=omp", "neurons=5,10", "sparsity=0.05",
+        "hydra.job.config.override_dirname.exclude_keys=[neurons,sparsity,method]",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert "2 cells: 2 ok" in out.stdout and len(_cells(tmp_path)) == 2
+
+
 def test_a_swept_model_group_finds_the_cells_of_a_fixed_one(tmp_path):
     keys = ["method=readout", "n_features=5", "neurons=2", "sparsity=0.1", "trials=1",
             "model.steps=20", f"hydra.sweep.dir={tmp_path}",
