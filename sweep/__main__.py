@@ -35,27 +35,36 @@ def main(cfg: DictConfig) -> dict:
 
 def with_default_dirs(argv: list[str]) -> list[str]:
     """Put runs and sweeps under the project's outputs/, from any working directory."""
-    multirun, overrides, _ = grid.split_argv(argv)
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    if any(o.startswith(key + "=") for o in overrides):
+    try:
+        args = grid.read_argv(argv)
+        parsed = grid.parse(args.overrides)
+    except (grid.BadInput, AttributeError):  # reported by the validation
+        return argv
+    key = grid.dir_key(args.multirun)
+    if any(o.key_or_group == key for o in parsed):
         return argv
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    folder = OUTPUTS_DIR / ("sweeps" if multirun else "runs") / stamp
-    return [*argv, f"{key}='{folder}'"]
+    folder = OUTPUTS_DIR / ("sweeps" if args.multirun else "runs") / stamp
+    return [*argv, f"{key}={grid.quoted(str(folder))}"]
 
 
 def cli(argv: list[str]) -> int:
-    """Validate every point of the grid, run it, and return the exit code."""
-    informational = {"--help", "-h", "--hydra-help", "--info", "--cfg", "-c"}
-    if informational & set(argv):
+    """Check the command and every point of its grid, run it, return the exit code."""
+    try:
+        args = grid.read_argv(argv)
+    except grid.BadInput as bad:
+        return _bad_input(bad.lines)
+    if grid.informational(args):  # help, --cfg, --info: nothing runs
+        if errors := (grid.check_flags(args) if args else []):
+            return _bad_input(errors)
         _hydra(argv)
         return 0
     argv = with_default_dirs(grid.force_group_params(argv))
-    errors = grid.validate_argv(argv)
+    errors, target = grid.check_command(argv)
     if errors:
         return _bad_input(errors)
-    target = grid.target_dir(argv)
-    key = "hydra.sweep.dir" if grid.split_argv(argv)[0] else "hydra.run.dir"
+    argv = grid.pin_dir(argv, target)  # the folder locked is the folder written
+    key = grid.dir_key(args.multirun)
     try:  # one sweep per folder, held until the sweep ends (or its process does)
         lock = folders.hold(target, shlex.join(["python", "-m", "sweep", *argv]))
     except folders.FolderBusy as busy:

@@ -15,6 +15,8 @@ import resource
 from pathlib import Path
 from typing import Any
 
+from sweep.models import EVAL_BATCH, TRAINED
+
 GB = 1e9
 F64 = 8  # bytes per float64 (and int64)
 F32 = 4
@@ -113,24 +115,17 @@ def _sae(flat: dict) -> tuple[float, float, float]:
 
 _METHOD_WORK = {"dict_learning": _dict_learning, "sae": _sae, "ica": _ica}
 
-EVAL_BATCH = 8192  # as sweep.models.EVAL_BATCH: a trained model's evaluation batch
-
-
-def _trained(flat: dict) -> bool:
-    return str(flat.get("model", "")).startswith("toy_")
-
-
 def _tables(flat: dict) -> float:
     """A trained model's weights table: long form of every trial's W (m, n), four
     columns, built per trial then concatenated."""
-    if not _trained(flat):
+    if flat.get("model") not in TRAINED:
         return 0.0
     return 10 * flat["trials"] * flat["neurons"] * flat["n_features"]
 
 
 def _training_bytes(flat: dict) -> float:
     """A trained toy model's batches: every trial's restarts train together."""
-    if not _trained(flat):
+    if flat.get("model") not in TRAINED:
         return 0.0
     n, m = flat["n_features"], flat["neurons"]
     instances = flat["trials"] * flat["model.restarts"]

@@ -23,11 +23,11 @@ from sweep import schema
 
 
 def cell_dirs(sweep_dir: Path) -> list[Path]:
-    """Every cell folder of a sweep: Hydra made it (``.hydra``) or it holds results."""
-    marks = [*sweep_dir.rglob(".hydra"), *sweep_dir.rglob(schema.METRICS_FILE)]
+    """Every cell folder of a sweep: a subfolder that Hydra made (``.hydra``) or that
+    holds results. A sweep inside a sweep's folder is another sweep, not its cells."""
+    marks = [*sweep_dir.glob("*/.hydra"), *sweep_dir.glob(f"*/{schema.METRICS_FILE}")]
     analysis = sweep_dir / schema.ANALYSIS_DIR
-    cells = {m.parent for m in marks if analysis not in m.parents}
-    return sorted(cells)
+    return sorted({m.parent for m in marks if m.parent != analysis})
 
 
 def read_status(cell_dir: Path) -> dict:
@@ -36,6 +36,8 @@ def read_status(cell_dir: Path) -> dict:
         status = json.loads((cell_dir / schema.STATUS_FILE).read_text())
     except (OSError, ValueError):
         return {"status": "missing", "error": "no readable status.json: the job died"}
+    if not isinstance(status, dict):
+        return {"status": "missing", "error": "status.json holds no status"}
     if status.get("status") not in schema.STATUSES:
         return {"status": "missing", "error": f"unknown status {status.get('status')}"}
     return status
@@ -54,14 +56,14 @@ def cell_statuses(sweep_dir: Path) -> dict[str, dict]:
 
 
 def fingerprints(sweep_dir: Path) -> dict[str, str]:
-    """The configuration fingerprint of every cell folder that records one -> that
-    folder, relative to the sweep (a folder named by an older naming rule too)."""
+    """The configuration fingerprint of every cell folder of the sweep that records
+    one -> the folder's name (a folder named by an older naming rule too)."""
     found = {}
     for cell in cell_dirs(sweep_dir):
         status = read_status(cell)
         if status.get("fingerprint"):
-            found.setdefault(status["fingerprint"], cell.relative_to(sweep_dir))
-    return {fp: folder.as_posix() for fp, folder in found.items()}
+            found.setdefault(status["fingerprint"], cell.name)
+    return found
 
 
 # --- is a cell finished? Its files must read back as they were written -------------
@@ -85,7 +87,7 @@ def cell_state(cell_dir: Path, fingerprint: str) -> tuple[str, str | None]:
     status = read_status(cell_dir)
     if status["status"] == "missing":
         return "todo", status["error"]
-    if status.get("fingerprint", fingerprint) != fingerprint:
+    if status.get("fingerprint") != fingerprint:  # none recorded: unknown, kept
         return "foreign", None
     if status["status"] not in schema.DONE:
         return "todo", f"its last run {status['status']}"

@@ -9,21 +9,25 @@ same grid with the same functions and ``plan`` decides what it launches: each
 configuration once, in its own folder, finished cells kept.
 """
 
+import argparse
+import io
 import itertools
 import math
 import os
 from collections.abc import Iterable
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType, RangeSweep
 from omegaconf import DictConfig, OmegaConf
 
-from sweep import CONF_DIR, budget, config, folders
+from sweep import CONF_DIR, budget, checks, config, folders
 from sweep.config import GROUPS, RUN_KEYS, show
 
 PRESETS = "experiment"
@@ -58,22 +62,50 @@ class Cell:
 
 # --- the command line -------------------------------------------------------------
 
-# Hydra flags that take the next argument as their value (not an override).
-VALUE_FLAGS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir",
-               "-c", "--cfg", "-p", "--package", "--experimental-rerun"}  # fmt: skip
+
+def read_argv(argv: list[str]) -> argparse.Namespace | None:
+    """The command line as Hydra reads it, with Hydra's own argument parser: a flag
+    means here what it means to Hydra however it is spelled (``--flag=value``, an
+    abbreviation). None for ``--version`` (Hydra prints it); BadInput for a flag
+    Hydra does not know."""
+    errors = io.StringIO()
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(errors):
+            return get_args_parser().parse_args(argv)
+    except SystemExit as done:
+        if done.code == 0:
+            return None
+        lines = errors.getvalue().strip().splitlines() or ["cannot read the flags"]
+        raise BadInput([lines[-1].split("error: ", 1)[-1]]) from None
 
 
-def split_argv(argv: list[str]) -> tuple[bool, list[str], list[str]]:
-    """(multirun, overrides, other flags with their values) of a command line."""
-    overrides, flags, after_flag = [], [], False
-    for arg in argv:
-        if after_flag or arg.startswith("-"):
-            flags.append(arg)
-            after_flag = arg in VALUE_FLAGS
-        else:
-            overrides.append(arg)
-    multirun = "-m" in flags or "--multirun" in flags
-    return multirun, overrides, [f for f in flags if f not in ("-m", "--multirun")]
+def informational(args: argparse.Namespace | None) -> bool:
+    """Whether a command only shows something (help, a config, info): no cell runs."""
+    return args is None or bool(
+        args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+    )
+
+
+def check_flags(args: argparse.Namespace) -> list[str]:
+    """Hydra flags this tool refuses (one line each)."""
+    errors = []
+    if args.experimental_rerun is not None:
+        errors.append(
+            "--experimental-rerun: refused: it unpickles a file of the run folder"
+            " (config.pickle), which can run any code; re-run the command instead"
+        )
+    if args.config_name not in (None, "config"):
+        errors.append(
+            f"--config-name={args.config_name}: unknown (allowed: config; presets are"
+            " chosen with experiment=NAME)"
+        )
+    for flag, value in (("--config-path", args.config_path),
+                        ("--config-dir", args.config_dir)):  # fmt: skip
+        if value is not None:
+            errors.append(f"{flag}={value}: the configuration lives in {CONF_DIR}")
+    if args.run and args.multirun:
+        errors.append("--run with --multirun: choose one")
+    return errors
 
 
 def force_group_params(argv: list[str]) -> list[str]:
@@ -85,10 +117,10 @@ def force_group_params(argv: list[str]) -> list[str]:
     (exit 1). ``++`` sets the key in every job; the validation still checks that each
     job's model or method has the parameter.
     """
-    multirun, overrides, _ = split_argv(argv)
     try:
-        parsed = dict(zip(overrides, parse(overrides), strict=True))
-    except BadInput:  # reported by the validation
+        args = read_argv(argv)
+        parsed = dict(zip(args.overrides, parse(args.overrides), strict=True))
+    except (BadInput, AttributeError):  # reported by the validation
         return argv
     fixed = {o.key_or_group for o in parsed.values() if _is_group(o)}
 
@@ -96,68 +128,67 @@ def force_group_params(argv: list[str]) -> list[str]:
         o = parsed.get(arg)
         group = o.key_or_group.split(".")[0] if o else None
         free = group in GROUPS and group not in fixed and "." in o.key_or_group
-        return (
-            f"++{arg}" if multirun and free and o.type is OverrideType.CHANGE else arg
-        )
+        plain = o is not None and o.type is OverrideType.CHANGE
+        return f"++{arg}" if args.multirun and free and plain else arg
 
     return [forced(arg) for arg in argv]
 
 
+def dir_key(multirun: bool) -> str:
+    """The setting that names a command's folder."""
+    return "hydra.sweep.dir" if multirun else "hydra.run.dir"
+
+
 def validate_argv(argv: list[str]) -> list[str]:
-    """Every problem of a command line and of every point of its grid, one line each.
+    """Every problem of a command line and of every point of its grid, one line each."""
+    return check_command(argv)[0]
+
+
+def check_command(argv: list[str]) -> tuple[list[str], Path | None]:
+    """Every problem of a command line and of every point of its grid, one line
+    each, and the folder it writes into (as Hydra will resolve it).
 
     Also refuses a grid whose cells' folders already hold other configurations (a
-    re-run on an existing ``hydra.sweep.dir`` / ``hydra.run.dir``), and cells whose
-    estimated memory exceeds the budget of one cell.
+    re-run on an existing ``hydra.sweep.dir`` / ``hydra.run.dir``), and cells to run
+    whose estimated memory exceeds the budget of one cell.
     """
-    multirun, overrides, flags = split_argv(argv)
-    errors = _check_flags(flags)
+    errors: list[str] = []
     try:
-        parsed = parse(overrides)
+        args = read_argv(argv)
+        if informational(args):
+            return [], None
+        errors += check_flags(args)
+        parsed = parse(args.overrides)
         hydra_cfg = _check_hydra(parsed)
         task = [o.input_line for o in parsed if not _is_hydra(o)]
-        cells = expand_cells(task, multirun)
+        cells = expand_cells(task, args.multirun)
     except BadInput as bad:
-        return _unique(errors + bad.lines)
-    errors += budget.check(cells, hydra_cfg)
-    target = _target_dir(parsed, multirun)
-    if target and multirun:
-        errors += plan(cells, target).errors
-    elif target and folders.cell_state(target, cells[0].fingerprint)[0] == "foreign":
+        return _unique([*errors, *bad.lines]), None
+    target = Path(OmegaConf.select(hydra_cfg, dir_key(args.multirun)))
+    if args.multirun:
+        todo = plan(cells, target)
+        errors += todo.errors
+        cells = todo.todo
+    elif folders.cell_state(target, cells[0].fingerprint)[0] == "foreign":
         stored = folders.read_status(target).get("config", {})
         errors.append(config.conflict_message(target, stored, cells[0].flat))
-    return _unique(errors)
+    errors += budget.check(cells, hydra_cfg)
+    return _unique(errors), target
 
 
-def target_dir(argv: list[str]) -> Path | None:
-    """The sweep (or run) folder a command line names, if it names one."""
-    multirun, overrides, _ = split_argv(argv)
-    return _target_dir(parse(overrides), multirun)
+def pin_dir(argv: list[str], target: Path) -> list[str]:
+    """The command with its folder given once, as the resolved path ``target``
+    (Hydra takes the last of several, and resolves ``${now:...}`` when it reads it)."""
+    args = read_argv(argv)
+    key = dir_key(args.multirun)
+    named = {o.input_line for o in parse(args.overrides) if o.key_or_group == key}
+    return [a for a in argv if a not in named] + [f"{key}={quoted(str(target))}"]
 
 
-def _target_dir(parsed: list[Override], multirun: bool) -> Path | None:
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    return next((Path(o.value()) for o in parsed if o.key_or_group == key), None)
-
-
-def _check_flags(flags: list[str]) -> list[str]:
-    """Hydra flags this tool refuses (one line each)."""
-    errors = []
-    for flag, value in zip(flags, [*flags[1:], None], strict=False):
-        if flag == "--experimental-rerun":
-            errors.append(
-                "--experimental-rerun: refused: it unpickles a file of the run"
-                " folder (config.pickle), which can run any code; re-run the command"
-                " instead"
-            )
-        elif flag in ("-cn", "--config-name") and value != "config":
-            errors.append(
-                f"{flag} {value}: unknown (allowed: config; presets are chosen with"
-                " experiment=NAME)"
-            )
-        elif flag in ("-cp", "--config-path", "-cd", "--config-dir"):
-            errors.append(f"{flag} {value}: the configuration lives in {CONF_DIR}")
-    return errors
+def quoted(text: str) -> str:
+    """A value of Hydra's override grammar, taken as it is (commas, equal signs,
+    spaces; a quote escaped)."""
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 # --- parsing and expanding --------------------------------------------------------
@@ -194,9 +225,11 @@ def _is_group(o: Override) -> bool:
 
 def preset_of(parsed: list[Override]) -> str:
     """The preset (experiment=) a command line chooses for its master config;
-    BadInput if there is no such preset."""
-    preset = next((o.value() for o in parsed if o.key_or_group == PRESETS
-                   and not o.is_sweep_override()), "default")  # fmt: skip
+    BadInput if there is no such preset, or a preset or group is added or deleted."""
+    _check_choices(parsed)
+    chosen = [o.value() for o in parsed
+              if o.key_or_group == PRESETS and not o.is_sweep_override()]  # fmt: skip
+    preset = chosen[-1] if chosen else "default"  # as Hydra: the last one counts
     if not isinstance(preset, str) or preset not in options(PRESETS):
         raise BadInput([config.unknown(PRESETS, preset, options(PRESETS))])
     return preset
@@ -217,6 +250,11 @@ def expand_cells(lines: list[str], multirun: bool) -> list["Cell"]:
     else:
         params = _composed(preset, "", "").hydra.sweeper.params or {}
         grid = expand([*(f"{k}={v}" for k, v in params.items()), *lines])
+    swept = [o.input_line for o in parsed if o.key_or_group in RUN_KEYS
+             and o.is_sweep_override()]  # fmt: skip
+    if swept:
+        raise BadInput([f"{swept[0]}: how a cell runs is not part of what it computes;"
+                        " give it one value"])  # fmt: skip
     cells, errors = [], []
     for point in grid:
         cell, point_errors = configure(point)
@@ -226,6 +264,15 @@ def expand_cells(lines: list[str], multirun: bool) -> list["Cell"]:
     if errors:
         raise BadInput(_unique(errors))
     return cells
+
+
+def _check_choices(parsed: list[Override]) -> None:
+    """A preset or a group is chosen (``method=lasso``), never added or deleted."""
+    bad = [o.input_line for o in parsed if o.key_or_group in (PRESETS, *GROUPS)
+           and o.type is not OverrideType.CHANGE]  # fmt: skip
+    if bad:
+        raise BadInput([f"{line}: choose a preset or group as key=NAME (no +, ++ or"
+                        " ~)" for line in bad])  # fmt: skip
 
 
 def expand(lines: list[str]) -> list[list[Override]]:
@@ -258,7 +305,10 @@ def _sweep_values(o: Override) -> list[str]:
     """The values of one swept key, refusing a sweep too long to enumerate."""
     value = o.value()
     if isinstance(value, RangeSweep):  # counted before it is enumerated
-        length = math.ceil((value.stop - value.start) / value.step)
+        try:
+            length = math.ceil((value.stop - value.start) / value.step)
+        except (ArithmeticError, ValueError):  # a step of 0, an infinite bound
+            raise BadInput([f"{o.input_line}: not a finite range"]) from None
         if length > MAX_CELLS:
             raise BadInput([f"{o.input_line}: {length:,} values: allowed is at most"
                             f" {MAX_CELLS:,} points per command"])  # fmt: skip
@@ -389,6 +439,12 @@ def _check_hydra(parsed: list[Override]) -> DictConfig:
             errors += _check_dir(key, value)
         elif key == "hydra.launcher.n_jobs":
             errors += _check_n_jobs(value)
+        elif key == "hydra.sweeper.max_batch_size" and checks.optional(
+            checks.integer(1)
+        )(value):
+            errors.append(f"{o.input_line}: allowed is null or an integer >= 1")
+        elif key.endswith("_target_"):
+            errors.append(f"{o.input_line}: which class Hydra runs cannot be set")
     if errors:
         raise BadInput(errors)
     lines = [o.input_line for o in filter(_is_hydra, parsed)]

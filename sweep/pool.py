@@ -37,7 +37,7 @@ from joblib.externals.loky import ProcessPoolExecutor
 from joblib.externals.loky.process_executor import BrokenProcessPool
 from omegaconf import open_dict
 
-from sweep import config
+from sweep import config, folders
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,17 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) ->
     queue = deque(jobs)
     while queue:
         in_flight, why = _run(queue, n_workers, context, launcher, results)
-        for one in in_flight:  # a worker died: run each alone to find the culprit
+        if len(in_flight) > 1:
+            log.warning("a worker died with %d cells in flight: each runs again alone"
+                        " (%s)", len(in_flight), why)  # fmt: skip
+        for one in in_flight:  # run each alone to find the culprit
+            alone = len(in_flight) > 1 and not _finished(*_cell(launcher, one))
             again, why_alone = (
                 _run(deque([one]), 1, context, launcher, results)
-                if len(in_flight) > 1
+                if alone
                 else ([one], why)
             )
-            if again:
+            if again:  # _failed keeps a cell that finished before its worker died
                 why_alone = f"the worker died: {why_alone}"
                 results[one.idx] = _failed(launcher, one, why_alone)
     return [results[j.idx] for j in jobs]
@@ -121,12 +125,21 @@ def _run(queue: deque, n_workers: int, context, launcher, results) -> tuple[list
 
 
 def _result(launcher, one: Job, get) -> JobReturn:
-    """The job's return, or its failure recorded in its cell if it raised."""
+    """The job's return, or its failure recorded in its cell if it raised (outside
+    the cell's own try: Hydra's I/O) or its task did."""
     try:
-        return get()
-    except Exception as err:  # an error outside the cell's own try: Hydra's I/O
-        line = f"{type(err).__name__}: {err}".splitlines()[0]
-        return _failed(launcher, one, line, traceback.format_exc())
+        ret = get()
+    except Exception as err:
+        return _failed(launcher, one, _line(err), traceback.format_exc())
+    if ret.status is JobStatus.FAILED:
+        err = ret._return_value
+        trace = "".join(traceback.format_exception(err))
+        return _failed(launcher, one, _line(err), trace)
+    return ret
+
+
+def _line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".splitlines()[0]
 
 
 def died(err: BaseException) -> str:
@@ -143,24 +156,39 @@ def died(err: BaseException) -> str:
 
 
 def _failed(launcher, one: Job, error: str, trace: str | None = None) -> JobReturn:
-    """Record in its folder that a cell could not run; its ``JobReturn``."""
+    """Record in its folder that a cell could not run (unless it finished before its
+    worker died: then it is kept); its ``JobReturn``."""
     from sweep import job  # the only module that writes results
 
     status = {"status": "failed", "error": error, "traceback": trace}
     try:
-        loader = launcher.hydra_context.config_loader
-        cfg = loader.load_sweep_config(launcher.config, list(one.overrides))
-        sweep_dir = Path(cfg.hydra.sweep.dir)
-        flat = config.normalise(config.flatten(cfg))
-        cell_dir = sweep_dir / str(cfg.hydra.sweep.subdir)
-        status = job.record_failure(flat, cell_dir, sweep=sweep_dir.name, error=error,
-                                    trace=trace)  # fmt: skip
+        cell_dir, flat = _cell(launcher, one)
+        if _finished(cell_dir, flat):
+            status = folders.read_status(cell_dir)
+            log.warning("%s finished before its worker died (%s): kept", cell_dir.name,
+                        error)  # fmt: skip
+        else:
+            status = job.record_failure(flat, cell_dir, sweep=cell_dir.parent.name,
+                                        error=error, trace=trace)  # fmt: skip
     except Exception as err:  # e.g. a full disk: the summary counts it as missing
         log.error("failed %s: %s; its status could not be written (%s: %s)",
                   " ".join(one.overrides), error, type(err).__name__, err)  # fmt: skip
     # COMPLETED: the failure is the cell's result (a FAILED return would re-raise)
     return JobReturn(overrides=list(one.overrides), status=JobStatus.COMPLETED,
                      _return_value=status)  # fmt: skip
+
+
+def _cell(launcher, one: Job) -> tuple[Path, dict]:
+    """A job's cell folder and configuration, composed as its worker composes them."""
+    loader = launcher.hydra_context.config_loader
+    cfg = loader.load_sweep_config(launcher.config, list(one.overrides))
+    flat = config.normalise(config.flatten(cfg))
+    return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir), flat
+
+
+def _finished(cell_dir: Path, flat: dict) -> bool:
+    """Whether a cell is finished and intact (its worker died after it)."""
+    return folders.cell_state(cell_dir, config.fingerprint(flat))[0] == "done"
 
 
 def execute(one: Job, hydra_context, config_, task_function, singleton_state):

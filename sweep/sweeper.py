@@ -20,7 +20,8 @@ def sweep(sweeper: Any, arguments: list[str]) -> list:
     cells = grid.expand_cells(arguments, multirun=True)  # the preset's grid, then these
     plan = grid.plan(cells, sweep_dir)
     if plan.errors:  # validated before; changed by hand since
-        sys.stderr.write("\n".join(["error: bad input, nothing ran:", *plan.errors]))
+        sys.stderr.write("error: bad input, nothing ran:\n")
+        sys.stderr.writelines(f"  {line}\n" for line in plan.errors)
         raise SystemExit(2)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
@@ -33,10 +34,9 @@ def sweep(sweeper: Any, arguments: list[str]) -> list:
     if plan.done:
         log.info("%d cells finished before (cached), %d to run", len(plan.done),
                  len(plan.todo))  # fmt: skip
-    jobs = [
-        [*cell.overrides, f"{grid.SUBDIR}={_quoted(plan.folders[cell.fingerprint])}"]
-        for cell in plan.todo
-    ]
+    folder = {cell.fingerprint: grid.quoted(plan.folders[cell.fingerprint])
+              for cell in plan.todo}  # fmt: skip
+    jobs = [[*c.overrides, f"{grid.SUBDIR}={folder[c.fingerprint]}"] for c in plan.todo]
     size = sweeper.max_batch_size or len(jobs) or 1
     returns, first = [], 0
     for start in range(0, len(jobs), size):
@@ -45,8 +45,3 @@ def sweep(sweeper: Any, arguments: list[str]) -> list:
         first += len(batch)
     return returns
 
-
-def _quoted(text: str) -> str:
-    """A folder name as a quoted value of Hydra's grammar (commas and equal signs
-    kept; a quote escaped; names end in a letter or digit, never a backslash)."""
-    return "'" + text.replace("'", "\\'") + "'"

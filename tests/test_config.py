@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 from sweep import CONF_DIR, OUTPUTS_DIR
 from sweep.__main__ import with_default_dirs
 from sweep.config import flatten, validate_cell
-from sweep.grid import split_argv, validate_argv
+from sweep.grid import validate_argv
 from sweep.methods import METHODS
 
 
@@ -122,7 +122,17 @@ BAD = [
     (["seed=18446744073709551616"], "allowed is an integer >= 0 and < 2**63"),
     (["method=null"], "method=None: unknown (allowed: basis_pursuit"),
     (["model=null"], "model=None: unknown (allowed: random"),
-    (["-cn", "nope"], "-cn nope: unknown (allowed: config"),
+    (["-cn", "nope"], "--config-name=nope: unknown (allowed: config"),
+    (["-m", "--config-name=nope"], "--config-name=nope: unknown (allowed: config"),
+    (["-m", "--foo"], "unrecognized arguments: --foo"),
+    (["-m", "--run"], "--run with --multirun: choose one"),
+    (["-m", "~experiment"], "~experiment: choose a preset or group as key=NAME"),
+    (["-m", "+method=lasso"], "+method=lasso: choose a preset or group as key=NAME"),
+    (["-m", "neurons=range(0,10,0)"], "neurons=range(0,10,0): not a finite range"),
+    (["-m", "neurons=range(1,inf)"], "neurons=range(1,inf): not a finite range"),
+    (["-m", "cell_timeout_s=1,2"], "cell_timeout_s=1,2: how a cell runs is not part"),
+    (["-m", "hydra.sweeper.max_batch_size=abc"], "allowed is null or an integer >= 1"),
+    (["-m", "hydra.launcher._target_=nope"], "which class Hydra runs cannot be set"),
     (["-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
     (["-m", "hydra/sweeper=basic"], "the cells sweeper is required"),
     (["-m", "hydra.sweep.subdir=same"], "hydra.sweep.subdir cannot be set"),
@@ -130,6 +140,8 @@ BAD = [
     (["-m", "hydra.sweep.dir=/tmp/a,b"], "cannot be swept (quote a value with a comma"),
     (["-m", "hydra.sweep.dir=/proc/sys/nope"], "/proc/sys is not writable"),
     (["--experimental-rerun", "x.pickle"], "--experimental-rerun: refused"),
+    (["--experimental-rerun=x.pickle"], "--experimental-rerun: refused"),
+    (["--exp=x.pickle"], "--experimental-rerun: refused"),  # argparse's abbreviation
     (["-m", "neurons=range(1,2000000000)"], "1,999,999,999 values: allowed is at most"),
     (
         ["-m", "neurons=range(1,400)", "seed=range(300)"],
@@ -170,12 +182,13 @@ def test_default_dirs_are_under_project_outputs():
     assert with_default_dirs(mine) == mine
 
 
-def test_split_argv_keeps_flag_values_out_of_the_overrides():
-    multirun, overrides, flags = split_argv(
-        ["-m", "-cn", "config", "neurons=5", "--cfg", "job", "--info"]
-    )
-    assert multirun and overrides == ["neurons=5"]
-    assert flags == ["-cn", "config", "--cfg", "job", "--info"]
+def test_flags_are_read_as_hydra_reads_them():
+    from sweep.grid import read_argv
+
+    args = read_argv(["-m", "-cn", "config", "neurons=5", "--cfg=job", "--info"])
+    assert args.multirun and args.overrides == ["neurons=5"]
+    assert args.config_name == "config" and args.cfg == "job" and args.info == "all"
+    assert read_argv(["--version"]) is None  # Hydra prints it
 
 
 def test_unparsable_override_is_one_line():

@@ -70,6 +70,78 @@ def test_bad_input_exits_2_with_the_message(argv, message, tmp_path, capsys):
     assert not (ROOT / "grid.json").exists() and not list(ROOT.glob("method=*"))
 
 
+class Exploit:
+    """A pickle that creates a file when it is loaded."""
+
+    def __init__(self, mark):
+        self.mark = str(mark)
+
+    def __reduce__(self):
+        return (open, (self.mark, "w"))
+
+
+@pytest.mark.parametrize(
+    "spelling", [["--experimental-rerun", "{p}"], ["--experimental-rerun={p}"],
+                 ["--exp={p}"]],  # fmt: skip
+)
+def test_a_pickle_is_never_loaded_however_the_flag_is_spelled(tmp_path, spelling):
+    import pickle
+
+    mark, bad = tmp_path / "PWNED", tmp_path / "config.pickle"
+    bad.write_bytes(pickle.dumps(Exploit(mark)))
+    out = run_cli("sweep", *[s.format(p=bad) for s in spelling])
+    assert out.returncode == 2 and "--experimental-rerun: refused" in out.stderr
+    assert not mark.exists()
+    pickle.loads(bad.read_bytes())  # the control: loading it does make the file
+    assert mark.exists()
+
+
+def test_informational_commands_create_nothing(tmp_path):
+    for flags in (["--version"], ["--cfg=job"], ["--info=config"]):
+        out = run_cli("sweep", *flags, f"hydra.sweep.dir={tmp_path / 'x'}",
+                      f"hydra.run.dir={tmp_path / 'y'}")  # fmt: skip
+        assert out.returncode == 0, (flags, out.stderr[-2000:])
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_folder_locked_and_checked_is_the_folder_written(tmp_path):
+    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    out = run_cli("sweep", *grid, f"hydra.sweep.dir={tmp_path / 'a'}",
+                  f"hydra.sweep.dir={tmp_path / 'b'}")  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert not (tmp_path / "a").exists() and len(_cells(tmp_path / "b")) == 1
+    assert (tmp_path / "b" / ".sweep.lock").exists()
+    before = set((ROOT / "outputs" / "sweeps").glob("*"))
+    out = run_cli("sweep", *grid, f"++hydra.sweep.dir={tmp_path / 'c'}")
+    assert out.returncode == 0 and len(_cells(tmp_path / "c")) == 1
+    assert set((ROOT / "outputs" / "sweeps").glob("*")) == before
+    out = run_cli("sweep", *grid, f"hydra.sweep.dir={tmp_path}/d_${{now:%Y}}")
+    year = time.strftime("%Y")
+    assert out.returncode == 0 and len(_cells(tmp_path / f"d_{year}")) == 1
+    assert not (tmp_path / "d_${now:%Y}").exists()
+
+
+def test_a_sweep_inside_the_sweep_folder_is_left_alone(tmp_path):
+    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    inner = tmp_path / "inner"
+    assert run_cli("sweep", *grid, f"hydra.sweep.dir={inner}").returncode == 0
+    (cell,) = _cells(inner)
+    out = run_cli("sweep", *grid, f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0 and "1 cells: 1 ok" in out.stdout  # its own cell
+    assert _status(cell)["status"] == "ok"  # the inner sweep's cell untouched
+    assert json.loads((tmp_path / "grid.json").read_text())["cells"] == [cell.name]
+
+
+def test_cached_cells_are_not_counted_against_the_memory_budget(tmp_path):
+    grid = [*GRID, "method=omp", "sparsity=0.2", f"hydra.sweep.dir={tmp_path}"]
+    assert run_cli("sweep", *grid, "neurons=5").returncode == 0
+    tiny = run_cli("sweep", *grid, "neurons=5", "cell_memory_gb=0.01")
+    assert tiny.returncode == 0 and "1 cells: 0 ok, 0 failed, 1 cached" in tiny.stdout
+    grown = run_cli("sweep", *grid, "neurons=5,10", "cell_memory_gb=0.01")
+    assert grown.returncode == 2 and "neurons=10" in grown.stderr
+    assert "neurons=5," not in grown.stderr  # only the cell that would run
+
+
 def test_a_sweep_dir_that_is_a_file_is_refused(tmp_path):
     target = tmp_path / "a_file"
     target.write_text("mine")
@@ -147,6 +219,84 @@ def test_a_dead_worker_is_a_failed_cell_and_the_sweep_goes_on(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert again.returncode == 1 and "4 cells: 0 ok, 2 failed, 2 cached" in again.stdout
+
+
+def test_a_cell_running_beside_a_dead_worker_runs_again_alone_and_finishes(tmp_path):
+    # both cells start together; the big one dies within a second, while basis
+    # pursuit on 2,000 samples still runs: both were in flight when the pool broke
+    args = ["-m", "method=basis_pursuit", "neurons=20", "sparsity=0.05",
+            "n_samples=2000000,2000",
+            "trials=1", "cell_memory_gb=100", f"hydra.sweep.dir={tmp_path}",
+            "hydra.callbacks.sweep_end.analyze=false"]  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "memory_cap.py"), CAP_MB, *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "a worker died with 2 cells in flight: each runs again alone" in out.stdout
+    assert "2 cells: 1 ok, 1 failed, 0 cached" in out.stdout
+
+
+# Kills the worker right after a cell has finished (its files and status written),
+# in the one cell whose folder name has neurons=5; loaded by every process.
+DIE_AFTER = """
+import os, signal
+import sweep.job as job
+_run = job.run
+def run(cfg, out_dir, **kwargs):
+    status = _run(cfg, out_dir, **kwargs)
+    if ",neurons=5," in str(out_dir):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return status
+job.run = run
+"""
+
+
+# Replaces sweep.job.run in every process (loaded by Python at start): with
+# DIE_AFTER a worker is killed right after its cell finished (files and status
+# written); with RAISE, the task itself raises before the cell runs.
+DIE_AFTER = """
+import os, signal
+import sweep.job as job
+_run = job.run
+def run(cfg, out_dir, **kwargs):
+    status = _run(cfg, out_dir, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+job.run = run
+"""
+RAISE = """
+import sweep.job as job
+def run(cfg, out_dir, **kwargs):
+    raise MemoryError("no room")
+job.run = run
+"""
+
+
+def _run_hooked(tmp_path, hook: str, *args):
+    folder = tmp_path / "hook"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(hook)
+    return run_cli("sweep", *args, env={"PYTHONPATH": str(folder)})
+
+
+def test_a_worker_that_dies_after_its_cell_finished_keeps_the_result(tmp_path):
+    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    out = _run_hooked(tmp_path, DIE_AFTER, *grid, f"hydra.sweep.dir={tmp_path / 's'}")
+    assert "finished before its worker died" in out.stdout, out.stdout[-3000:]
+    assert out.returncode == 0 and "1 cells: 1 ok" in out.stdout
+    (cell,) = _cells(tmp_path / "s")
+    status = _status(cell)
+    assert status["status"] == "ok" and schema.FEATURES_FILE in status["files"]
+    assert pd.read_parquet(cell / schema.METRICS_FILE)["status"].eq("ok").all()
+
+
+def test_a_task_that_raises_is_recorded_as_a_failed_cell(tmp_path):
+    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    out = _run_hooked(tmp_path, RAISE, *grid, f"hydra.sweep.dir={tmp_path / 's'}")
+    assert out.returncode == 1 and "1 cells: 0 ok, 1 failed" in out.stdout
+    (cell,) = _cells(tmp_path / "s")
+    assert _status(cell)["error"] == "MemoryError: no room"
+    assert "MemoryError" in _status(cell)["traceback"]
 
 
 def test_an_error_outside_the_cell_fails_only_that_cell(tmp_path):
