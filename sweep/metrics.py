@@ -1,4 +1,4 @@
-"""Pure metric functions: how well X_hat recovers X (definitions in DESIGN.md)."""
+"""Pure metric functions: how well X_hat recovers X (definitions in README.md)."""
 
 import numpy as np
 import pandas as pd

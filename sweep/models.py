@@ -13,7 +13,7 @@ from sweep.registry import Registry
 MODELS = Registry("model")
 
 # A column of W shorter than this fraction of the longest one is an unrepresented
-# feature: recovered as 0, never normalised (DESIGN.md).
+# feature: recovered as 0, never normalised.
 UNREPRESENTED = 1e-3
 REPRESENTED_NORM = 0.5  # n_represented of a trained model: features with ||W_i|| > 0.5
 

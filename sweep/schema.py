@@ -34,7 +34,7 @@ CONFIG_KEYS = (
     "represented_tol",
 )
 
-# Per-trial metrics on test data (see DESIGN.md, "Results schema").
+# Per-trial metrics on test data (defined in README.md, "Outputs").
 METRIC_COLUMNS = (
     "mse",
     "nmse",
