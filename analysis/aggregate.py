@@ -8,6 +8,7 @@ rounded), so that everything after is plain pandas ``groupby`` and ``sort_values
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,39 @@ class PlotAxes:
     x: str | None
     y: str | None
     panels: tuple[str, ...]
+
+
+class Loaded(NamedTuple):
+    """A sweep folder's results, as ``analysis.load`` reads them (nothing written).
+
+    trials: one row per trial of every finished cell (status ``ok`` or ``cached``):
+        identity (``sweep``, ``cell``, ``trial``, ``status``, ``error``,
+        ``schema_version``), ``cell_dir`` (the cell's folder, relative to the sweep
+        folder), every config key (``n_features``, ``neurons``, ``sparsity``,
+        ``method``, ``method.alpha``...: one type each, floats to 10 significant
+        digits), ``S``, and the metrics (``success_rate``, ``nmse``, ...; learned
+        methods also ``mcc``...).
+    cells: one row per cell, as results.parquet: its config keys, ``cell_dir``,
+        ``status``, ``n_trials`` (finished trials) and per metric the mean and
+        standard error (``<metric>_sem``) over them; a cell that did not finish has
+        n_trials 0 and NaN metrics.
+    """
+
+    trials: pd.DataFrame
+    cells: pd.DataFrame
+
+
+def load(sweep_dir: Path) -> Loaded:
+    """The tidy trials and per-cell means of a sweep folder, read-only (for a
+    notebook). Raises ``NoResultsError`` if no metrics file can be read."""
+    return summarise(load_sweep(Path(sweep_dir))[0])
+
+
+def summarise(trials: pd.DataFrame) -> Loaded:
+    """``Loaded`` from every trial row of ``load_sweep``: the finished ones, and the
+    cells they aggregate into."""
+    finished = trials[trials["status"].isin(DONE)].reset_index(drop=True)
+    return Loaded(finished, aggregate_trials(trials))
 
 
 # --- reading -------------------------------------------------------------------------

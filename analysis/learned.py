@@ -11,13 +11,12 @@ the matching (``matched_atom``, ``matched_cos``) of ``features.parquet``.
 The representative cell of a method is picked as for heatmaps.png: the middle
 (neurons, sparsity) cell of the grid that every learned method covers.
 
-``figures`` lists what a sweep calls for as (file, draw, args), the format
-``report`` saves; ``cosines_figure_of`` reads the files and calls the builder
-``cosines_figure``, which (like ``draw_cosines`` on a given ax) does no I/O.
+``cosines_of`` is the registered figure (``analysis.figures``): it picks the cells,
+reads their files and calls the builder ``cosines_figure``, which (like
+``draw_cosines`` on a given ax) does no I/O.
 """
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis import style
 from analysis.aggregate import (
     AXIS_EXCLUDED,
     CELL_DIR,
@@ -37,7 +37,7 @@ from analysis.aggregate import (
     representative_cells,
     varying_keys,
 )
-from analysis.plots import CMAP, _note, _panel_grid, _suptitle, panel_label
+from analysis.figures import Sweep, figure
 from sweep import folders
 from sweep.schema import COSINES_FILE, DONE, FEATURES_FILE
 
@@ -49,8 +49,6 @@ RECOVERED = 0.9  # matched cosine above it: recovered, as n_recovered (sweep/ali
 NORM = Normalize(0, 1)
 COLORBAR_LABEL = r"$|\cos(\mathrm{atom}, W_i)|$"
 CONTEXT_KEYS = ("n_features", "neurons")  # always named in panel titles
-
-Draw = Callable[..., Figure]
 
 
 # --- the matched order ---------------------------------------------------------------
@@ -147,7 +145,7 @@ def draw_cosines(ax: Axes, M: np.ndarray, *, n_features: int) -> None:
     """|cos| (n_features, n_columns) as an image, feature 0 top left; grey where a
     feature has no atom; a white line before the unmatched atoms."""
     ax.set_facecolor("0.85")  # NaN columns: features without an atom
-    ax.imshow(M, cmap=CMAP, norm=NORM, aspect="auto", interpolation="nearest")
+    ax.imshow(M, cmap=style.CMAP, norm=NORM, aspect="auto", interpolation="nearest")
     if M.shape[1] > n_features:
         ax.axvline(n_features - 0.5, color="white", lw=1.5)
     for axis in (ax.xaxis, ax.yaxis):
@@ -159,35 +157,21 @@ def draw_cosines(ax: Axes, M: np.ndarray, *, n_features: int) -> None:
 
 def cosines_figure(panels: list[CosinePanel], *, what: str, sweep: str = "") -> Figure:
     """A panel per learned method, one shared colorbar (viridis, 0..1)."""
-    fig, axs = _panel_grid(max(1, len(panels)), width=4.8, height=4.2)
+    fig, axs = style.panel_grid(max(1, len(panels)), width=4.8, height=4.2)
     if not panels:
-        _note(axs[0], "no cosines could be read")
+        style.note(axs[0], "no cosines could be read")
         return fig
     for ax, panel in zip(axs, panels, strict=True):
         draw_cosines(ax, panel.M, n_features=panel.n_features)
         ax.set_title(panel.title, fontsize=8)
-    fig.colorbar(ScalarMappable(NORM, CMAP), ax=axs, label=COLORBAR_LABEL)
+    fig.colorbar(ScalarMappable(NORM, style.CMAP), ax=axs, label=COLORBAR_LABEL)
     note = (
         "column i: the atom matched to feature i (one-to-one, Hungarian); grey: "
         "feature i has no atom; right of the white line: unmatched atoms. mcc: mean "
         f"matched cosine; n_recovered: matched cosine > {RECOVERED}"
     )
-    _suptitle(fig, what, (), sweep, note)
+    style.suptitle(fig, what, (), sweep, note)
     return fig
-
-
-def cosines_figure_of(
-    sweep_dir: Path, cells: pd.DataFrame, keys: list[str], what: str, *, sweep: str = ""
-) -> Figure:
-    """learned_cosines.png: a panel per row of ``cells`` (one per method)."""
-    panels = []
-    for _, cell in cells.iterrows():
-        try:
-            title = panel_label(cell, ["method", *keys])
-            panels.append(cosine_panel(Path(sweep_dir) / cell[CELL_DIR], title))
-        except Exception as err:  # a bad file costs its panel, not the figure
-            log.warning("no cosines for %s: %s", cell[CELL_DIR], err)
-    return cosines_figure(panels, what=what, sweep=sweep)
 
 
 # --- which cells, which figure -------------------------------------------------------
@@ -229,18 +213,26 @@ def _what(axes: PlotAxes) -> str:
     )
 
 
-def figures(
-    sweep_dir: Path, results: pd.DataFrame, axes: PlotAxes
-) -> list[tuple[str, Draw, tuple]]:
-    """The learned-dictionary figure of a sweep as (file, draw, args): ``draw(*args,
-    sweep=name)`` reads its files and returns a Figure. None without learned cells;
-    an error here is logged and costs only this figure."""
-    try:
-        cells = learned_cells(results, axes)
-        if cells.empty:
-            return []
-        args = (Path(sweep_dir), cells, title_keys(cells, axes), _what(axes))
-        return [(FILE, cosines_figure_of, args)]
-    except Exception:
-        log.exception("could not list the learned-dictionary figure of %s", sweep_dir)
-        return []
+def _any_learned(sweep: Sweep) -> bool:
+    """Whether a counted cell of the sweep has learned atoms."""
+    return not learned_cells(sweep.results, sweep.axes).empty
+
+
+@figure(
+    FILE, when=_any_learned,
+    caption="|cosine| between the atoms a learned method found and the true feature "
+    "directions, in matched order (grey: a feature without an atom).",
+)  # fmt: skip
+def cosines_of(sweep: Sweep) -> Figure:
+    """learned_cosines.png: a panel per learned method (``learned_cells``); a cell
+    whose files cannot be read costs its panel."""
+    cells = learned_cells(sweep.results, sweep.axes)
+    keys = title_keys(cells, sweep.axes)
+    panels = []
+    for _, cell in cells.iterrows():
+        try:
+            title = style.panel_label(cell, ["method", *keys])
+            panels.append(cosine_panel(sweep.dir / cell[CELL_DIR], title))
+        except Exception as err:  # a bad file costs its panel, not the figure
+            log.warning("no cosines for %s: %s", cell[CELL_DIR], err)
+    return cosines_figure(panels, what=_what(sweep.axes), sweep=sweep.name)

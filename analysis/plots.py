@@ -2,17 +2,21 @@
 
 ``draw_*`` functions draw on an ``ax`` they are given; ``*_figure`` functions build a
 ``matplotlib.figure.Figure`` (no pyplot: no global state, no GUI backend, nothing to
-close) that the caller saves. No file I/O here.
+close) that the caller saves; neither reads files. The ``*_of`` functions at the end
+are the registered figures (``analysis.figures``): from a ``figures.Sweep`` they
+pick the cells, read what files they need (heatmaps.png: samples.parquet) and call
+a ``*_figure`` builder.
 """
 
-import textwrap
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps, patheffects
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
@@ -20,10 +24,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from analysis.aggregate import CAPACITY, PlotAxes, label_keys, panel_groups
+from analysis import style
+from analysis.aggregate import (
+    CAPACITY,
+    CELL_DIR,
+    PlotAxes,
+    label_keys,
+    panel_groups,
+    representative_cells,
+)
+from analysis.figures import Sweep, figure
 from analysis.transition import draw_theory, panel_curve
+from sweep import folders
+from sweep.schema import SAMPLES_FILE
 
-CMAP = colormaps["viridis"]
+log = logging.getLogger(__name__)
+
 NMSE_FLOOR = 1e-12  # exact recoveries give ~1e-30: clip, or they swamp the scale
 RATE_METRICS = (
     "success_rate", "support_f1", "support_precision", "support_recall", "mcc", "mmcs",
@@ -67,25 +83,6 @@ class HeatmapRow:
 
 
 # --- labels and scales ---------------------------------------------------------------
-
-
-def fmt(value: object) -> str:
-    """A config value for a title or a tick: 0.01, 20, True, omp, None."""
-    if pd.isna(value):
-        return "None"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def panel_label(values: dict[str, object], keys: Sequence[str]) -> str:
-    """The keys' values for a title: "method=lasso, method.alpha=0.1". A method or
-    model parameter that is NaN (the method has no such parameter) is left out."""
-    shown = [(k, values.get(k)) for k in keys]
-    parts = [f"{k}={fmt(v)}" for k, v in shown if "." not in k or not pd.isna(v)]
-    return ", ".join(parts) or "all cells"
 
 
 def _floats(values: pd.Series) -> pd.Series:
@@ -143,38 +140,8 @@ def set_axis(ax: Axes, which: str, key: str, values: np.ndarray, *, log: bool) -
     values = np.unique(values[np.isfinite(values)])
     if values.size > 0:
         shown = values[:: int(np.ceil(values.size / 7))]  # at most 7 labels: no overlap
-        axis.set_ticks(shown, labels=[fmt(v) for v in shown])
+        axis.set_ticks(shown, labels=[style.fmt(v) for v in shown])
         axis.set_minor_locator(NullLocator())
-
-
-def _note(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-
-
-def _colors(n: int) -> list:
-    return [CMAP(x) for x in np.linspace(0, 0.9, n)] if n > 1 else [CMAP(0.35)]
-
-
-def _panel_grid(n: int, *, width: float = 3.9, height: float = 3.3):
-    """A constrained Figure with n panels, at most 4 per row: (fig, list of n axes)."""
-    n_cols = max(1, min(n, 4))
-    n_rows = max(1, -(-n // n_cols))
-    size = (width * n_cols + 1.4, height * n_rows + 1.0)
-    fig = Figure(figsize=size, layout="constrained")
-    axs = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-    for ax in axs[n:]:
-        ax.remove()
-    return fig, list(axs[:n])
-
-
-def _suptitle(
-    fig: Figure, what: str, panels: Sequence[str], sweep: str, note: str = ""
-) -> None:
-    """What was swept, how panels split it, a note in small print, the sweep name."""
-    by = f"; a panel per {', '.join(panels)}" if panels else ""
-    width = int(fig.get_figwidth() * 11)  # characters of 11 pt text that fit
-    lines = textwrap.wrap(f"{what}{by}", width) + textwrap.wrap(note, width * 5 // 4)
-    fig.suptitle("\n".join(lines + ([f"sweep {sweep}"] if sweep else [])), fontsize=10)
 
 
 # --- phase diagrams ------------------------------------------------------------------
@@ -198,14 +165,14 @@ def draw_phase(
     rows of results. Returns whether it drew."""
     xs, ys, Z = pivot_grid(data, x=x, y=y, value=metric)
     if Z.size == 0:
-        _note(ax, f"no cells with {x} and {y}")
+        style.note(ax, f"no cells with {x} and {y}")
         return False
     if isinstance(norm, LogNorm):
         Z = np.clip(Z, norm.vmin, None)
     x_log, y_log = use_log(x, xs), use_log(y, ys)
     ax.set_facecolor("0.85")  # grey: a failed or missing cell
     edges = cell_edges(xs, log=x_log), cell_edges(ys, log=y_log)
-    ax.pcolormesh(*edges, np.ma.masked_invalid(Z), cmap=CMAP, norm=norm)
+    ax.pcolormesh(*edges, np.ma.masked_invalid(Z), cmap=style.CMAP, norm=norm)
     set_axis(ax, "x", x, xs, log=x_log)
     set_axis(ax, "y", y, ys, log=y_log)
     if Z.size <= MAX_ANNOTATED:
@@ -232,11 +199,11 @@ def draw_success_contour(ax: Axes, data: pd.DataFrame, *, x: str, y: str) -> boo
 def _annotate(ax: Axes, xs, ys, Z: np.ndarray, *, norm: Normalize) -> None:
     """The value of each cell, dark text on light colours."""
     spec = ".2g" if isinstance(norm, LogNorm) else ".2f"
-    style = {"ha": "center", "va": "center", "fontsize": 7}
+    text_style = {"ha": "center", "va": "center", "fontsize": 7}
     for (i, j), z in np.ndenumerate(Z):
         if np.isfinite(z):
             color = "white" if norm(z) < 0.6 else "black"
-            ax.text(xs[j], ys[i], format(z, spec), color=color, **style)
+            ax.text(xs[j], ys[i], format(z, spec), color=color, **text_style)
 
 
 def phase_figure(
@@ -250,12 +217,12 @@ def phase_figure(
     draw = partial(draw_phase, x=axes.x, y=axes.y, metric=metric, norm=norm)
     fig, axs, keys = _panel_figure(results, axes, draw)
     label = METRIC_LABELS.get(metric, metric)
-    fig.colorbar(ScalarMappable(norm, CMAP), ax=axs, label=label)
+    fig.colorbar(ScalarMappable(norm, style.CMAP), ax=axs, label=label)
     note = "white line: 50 % success contour; grey: failed or missing cell"
     groups = panel_groups(results, axes.panels)
     if any(panel_curve(rows, x=axes.x, y=axes.y) is not None for _, rows in groups):
         note += "; red dashed: L1 phase transition (theory, n -> inf)"
-    _suptitle(fig, f"{metric} over {axes.x} x {axes.y}", keys, sweep, note)
+    style.suptitle(fig, f"{metric} over {axes.x} x {axes.y}", keys, sweep, note)
     return fig
 
 
@@ -264,10 +231,10 @@ def _panel_figure(results: pd.DataFrame, axes: PlotAxes, draw):
     each. Returns (fig, list of axes, the keys named in titles)."""
     keys = label_keys(results, axes.panels)
     groups = panel_groups(results, axes.panels)
-    fig, axs = _panel_grid(len(groups))
+    fig, axs = style.panel_grid(len(groups))
     for ax, (values, rows) in zip(axs, groups, strict=True):
         draw(ax, rows)
-        ax.set_title(panel_label(values, keys), fontsize=9)
+        ax.set_title(style.panel_label(values, keys), fontsize=9)
     return fig, axs, keys
 
 
@@ -275,7 +242,7 @@ def _panel_figure(results: pd.DataFrame, axes: PlotAxes, draw):
 
 
 def draw_errorbar(
-    ax: Axes, rows: pd.DataFrame, *, x: str, metric: str, **style
+    ax: Axes, rows: pd.DataFrame, *, x: str, metric: str, **line_style
 ) -> bool:
     """Mean ``metric`` against ``x`` with standard-error bars; rows: one per cell."""
     frame = pd.DataFrame({"x": _floats(rows[x]), "mean": _floats(rows[metric])})
@@ -287,7 +254,7 @@ def draw_errorbar(
     if metric in LOG_METRICS:
         mean = np.clip(mean, NMSE_FLOOR, None)
     sem = frame["sem"].fillna(0).to_numpy(float)  # one trial: no error bar
-    ax.errorbar(frame["x"], mean, yerr=sem, marker="o", ms=4, capsize=3, **style)
+    ax.errorbar(frame["x"], mean, yerr=sem, marker="o", ms=4, capsize=3, **line_style)
     return True
 
 
@@ -312,8 +279,9 @@ def line_figure(
     groups = panel_groups(results, axes.panels)
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    for (values, rows), color in zip(groups, _colors(len(groups)), strict=True):
-        label = panel_label(values, keys)
+    colors = style.line_colors(len(groups))
+    for (values, rows), color in zip(groups, colors, strict=True):
+        label = style.panel_label(values, keys)
         draw_errorbar(ax, rows, x=x, metric=metric, color=color, label=label)
     xs = _floats(results[x]).to_numpy(float)
     set_axis(ax, "x", x, xs, log=use_log(x, xs))
@@ -321,7 +289,7 @@ def line_figure(
     if len(groups) > 1:
         ax.legend(fontsize=7)
     lines = f", a line per {', '.join(keys)}" if keys else ""
-    _suptitle(fig, f"{metric} against {x}{lines}", (), sweep)
+    style.suptitle(fig, f"{metric} against {x}{lines}", (), sweep)
     return fig
 
 
@@ -338,12 +306,12 @@ def bar_figure(
     if metric in LOG_METRICS:
         mean = np.clip(mean, NMSE_FLOOR, None)
     ticks = np.arange(len(groups))
-    ax.bar(ticks, mean, yerr=sem, color=_colors(len(groups)), capsize=3)
-    labels = [panel_label(values, keys) for values, _ in groups]
+    ax.bar(ticks, mean, yerr=sem, color=style.line_colors(len(groups)), capsize=3)
+    labels = [style.panel_label(values, keys) for values, _ in groups]
     ax.set_xticks(ticks, labels=labels, rotation=30, ha="right", fontsize=8)
     _metric_axis(ax, metric, pd.Series(mean))
     what = f"{metric}, a bar per {', '.join(keys)}" if keys else f"{metric}, one cell"
-    _suptitle(fig, what, (), sweep)
+    style.suptitle(fig, what, (), sweep)
     return fig
 
 
@@ -373,13 +341,13 @@ def capacity_figure(
 
     fig, axs, keys = _panel_figure(results, axes, draw)
     _level_key(fig, axs, axes.x, levels, norm)
-    _suptitle(fig, f"{metric} against {axes.y}, a line per {axes.x}", keys, sweep)
+    style.suptitle(fig, f"{metric} against {axes.y}, a line per {axes.x}", keys, sweep)
     return fig
 
 
 def _level_color(level: float, levels: np.ndarray, norm: Normalize):
     """Viridis up to 0.9 (its last tenth is too pale on white)."""
-    return CMAP(0.9 * norm(level)) if levels.size > 1 else CMAP(0.35)
+    return style.CMAP(0.9 * norm(level)) if levels.size > 1 else style.CMAP(0.35)
 
 
 def _level_key(fig: Figure, axs: list[Axes], key: str, levels, norm) -> None:
@@ -387,11 +355,14 @@ def _level_key(fig: Figure, axs: list[Axes], key: str, levels, norm) -> None:
     if levels.size <= MAX_LEGEND:  # outside the panels: lines fill them
         colors = [_level_color(v, levels, norm) for v in levels]
         lines = [Line2D([], [], color=c, marker="o") for c in colors]
-        style = {"title": AXIS_LABELS.get(key, key), "fontsize": 8, "title_fontsize": 8}
-        fig.legend(lines, [fmt(v) for v in levels], loc="outside right upper", **style)
+        labels = [style.fmt(v) for v in levels]
+        fig.legend(
+            lines, labels, loc="outside right upper", title=AXIS_LABELS.get(key, key),
+            fontsize=8, title_fontsize=8,
+        )  # fmt: skip
         return
     # colours span 0..0.9 of viridis, the colorbar maps the same range
-    colors = ListedColormap(CMAP(np.linspace(0, 0.9, 256)))
+    colors = ListedColormap(style.CMAP(np.linspace(0, 0.9, 256)))
     fig.colorbar(ScalarMappable(norm, colors), ax=axs, label=AXIS_LABELS.get(key, key))
 
 
@@ -409,11 +380,11 @@ def capacity_number_figure(
         why = "no cell reached 50 % success"
         if axes.x not in ("sparsity", "k"):
             why = "needs a sparsity or k axis"
-        _note(ax, f"no capacity number: {why}")
+        style.note(ax, f"no capacity number: {why}")
     else:
         _capacity_lines(ax, capacity, axes, label_keys(capacity, axes.panels))
     ax.set_ylabel(METRIC_LABELS[CAPACITY])
-    _suptitle(fig, f"capacity: largest {axes.x} at >= 50 % success", (), sweep)
+    style.suptitle(fig, f"capacity: largest {axes.x} at >= 50 % success", (), sweep)
     return fig
 
 
@@ -421,16 +392,16 @@ def _capacity_lines(ax: Axes, capacity: pd.DataFrame, axes: PlotAxes, keys) -> N
     """A line per panel combination; markers and dashes differ, as lines often
     coincide (the capacity only takes the grid's sparsity values)."""
     groups = panel_groups(capacity, axes.panels)
-    colors = _colors(len(groups))
+    colors = style.line_colors(len(groups))
     for i, ((values, rows), color) in enumerate(zip(groups, colors, strict=True)):
         frame = pd.DataFrame({"y": _floats(rows[axes.y]), "c": _floats(rows[CAPACITY])})
         frame = frame.sort_values("y")
-        label = panel_label(values, keys)
+        label = style.panel_label(values, keys)
         if not (frame["c"] > 0).any():
             label += " (never >= 50 %)"
-        style = {"marker": MARKERS[i % len(MARKERS)], "ms": 8 - 4 * i / len(groups)}
-        style |= {"color": color, "linestyle": DASHES[i % len(DASHES)]}
-        ax.plot(frame["y"], frame["c"], label=label, **style)
+        look = {"marker": MARKERS[i % len(MARKERS)], "ms": 8 - 4 * i / len(groups)}
+        look |= {"color": color, "linestyle": DASHES[i % len(DASHES)]}
+        ax.plot(frame["y"], frame["c"], label=label, **look)
     ys = _floats(capacity[axes.y]).to_numpy(float)
     set_axis(ax, "x", axes.y, ys, log=use_log(axes.y, ys))
     found = _floats(capacity[CAPACITY]).to_numpy(float)
@@ -452,7 +423,9 @@ def activation_norm(row: HeatmapRow) -> Normalize:
 
 def draw_activations(ax: Axes, X: np.ndarray, *, norm: Normalize, title: str):
     """X or X_hat (n_samples, n_features) as an image; returns the image."""
-    image = ax.imshow(X, aspect="auto", cmap=CMAP, norm=norm, interpolation="nearest")
+    image = ax.imshow(
+        X, aspect="auto", cmap=style.CMAP, norm=norm, interpolation="nearest"
+    )
     ax.set_title(title, fontsize=8)
     ax.set_xlabel("feature i", fontsize=8)
     ax.set_ylabel("test sample", fontsize=8)
@@ -468,7 +441,7 @@ def heatmap_figure(rows: Sequence[HeatmapRow], *, sweep: str = "") -> Figure:
         layout="constrained",
     )
     if not rows:
-        _note(fig.add_subplot(), "no samples to show")
+        style.note(fig.add_subplot(), "no samples to show")
         return fig
     grid = fig.subplots(len(rows), n_cols, squeeze=False)
     for row, row_axes in zip(rows, grid, strict=True):
@@ -482,5 +455,119 @@ def heatmap_figure(rows: Sequence[HeatmapRow], *, sweep: str = "") -> Figure:
             ax.remove()
         fig.colorbar(image, ax=list(used), label="activation", extend="both")
     what = "true vs recovered activations (trial 0, first test samples)"
-    _suptitle(fig, what, (), sweep)
+    style.suptitle(fig, what, (), sweep)
     return fig
+
+
+# --- the registered figures ----------------------------------------------------------
+
+PHASE_METRICS = ("success_rate", "nmse", "support_f1")  # phase_* and capacity_*.png
+LEARNED_METRICS = ("mcc", "n_recovered")  # drawn too, for the cells that have them
+MAX_HEATMAP_ROWS = 6  # data cells shown in heatmaps.png
+METRIC_WORDS = {  # the metrics in captions, in words (others: their name)
+    "success_rate": "success rate (fraction of samples with x != 0 recovered to within "
+    "success_tol relative error)",
+    "nmse": "NMSE (||X - X_hat||^2 / ||X||^2)",
+    "support_f1": "support F1 (truth x != 0, prediction |x_hat| > 1e-3)",
+    "mcc": "mcc (mean matched cosine of learned atoms and true directions)",
+    "n_recovered": "features recovered by a learned atom (matched cosine > 0.9)",
+}
+PHASE_CAPTION = (
+    "Phase diagram of {metric}: the mean over trials in each cell of the grid. White "
+    "line: 50 % success contour; red dashed line: the L1 phase transition "
+    "(Donoho-Tanner) on panels of exact L1 solvers on random Gaussian W; grey: a "
+    "failed or missing cell."
+)
+
+
+def drawn_metrics(sweep: Sweep, *, warn: bool = False) -> list[dict[str, str]]:
+    """The metrics of phase_* and capacity_*.png: the PHASE_METRICS the results hold
+    (with ``warn``, a warning for each they lack) and the LEARNED_METRICS a cell has."""
+    results = sweep.results
+    for metric in PHASE_METRICS:
+        if warn and metric not in results:
+            log.warning("no %s column: no phase or capacity plot of it", metric)
+    found = [m for m in PHASE_METRICS if m in results]
+    found += [m for m in LEARNED_METRICS if m in results and results[m].notna().any()]
+    return [{"metric": metric} for metric in found]
+
+
+def metric_cells(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The cells a metric's figures show: all; for a metric only learned methods
+    write (LEARNED_METRICS), the cells that have it."""
+    return results[results[metric].notna()] if metric in LEARNED_METRICS else results
+
+
+@figure(
+    "phase_{metric}.png", caption=PHASE_CAPTION, words=METRIC_WORDS,
+    when=partial(drawn_metrics, warn=True),
+)  # fmt: skip
+def phase_of(sweep: Sweep, metric: str) -> Figure:
+    """phase_<metric>.png: ``phase_figure`` of the cells that show the metric."""
+    rows = metric_cells(sweep.results, metric)
+    return phase_figure(rows, sweep.axes, metric, sweep=sweep.name)
+
+
+@figure(
+    "capacity_{metric}.png", words=METRIC_WORDS, when=drawn_metrics,
+    caption="Capacity plot of {metric} against neurons, a line per sparsity; error "
+    "bars: standard error over trials.",
+)  # fmt: skip
+def capacity_of(sweep: Sweep, metric: str) -> Figure:
+    """capacity_<metric>.png: ``capacity_figure`` of the cells that show the metric."""
+    rows = metric_cells(sweep.results, metric)
+    return capacity_figure(rows, sweep.axes, metric, sweep=sweep.name)
+
+
+@figure(
+    "capacity_number.png",
+    caption="Capacity number: per neurons value, the largest sparsity recovered at "
+    ">= 50 % success, a line per method (and other panel key).",
+)
+def capacity_number_of(sweep: Sweep) -> Figure:
+    """capacity_number.png: ``capacity_number_figure`` of capacity.csv."""
+    return capacity_number_figure(sweep.capacity, sweep.axes, sweep=sweep.name)
+
+
+@figure(
+    "heatmaps.png",
+    caption="True features X (left) and each method's recovered X_hat on the same "
+    "test samples (paired data), for a few representative cells.",
+)
+def heatmaps_of(sweep: Sweep) -> Figure:
+    """heatmaps.png: true X and each method's X_hat in the representative cells
+    (``aggregate.representative_cells``); a cell without samples costs its panel."""
+    results, axes = sweep.results, sweep.axes
+    method_keys = [k for k in axes.panels if k.split(".", 1)[0] == "method"]
+    shown = label_keys(results, method_keys)
+    data_keys = [
+        k for k in (*axes.panels, axes.y, axes.x) if k and k not in method_keys
+    ]
+    rows = []
+    for cells in representative_cells(results, axes)[:MAX_HEATMAP_ROWS]:
+        loaded = []
+        for _, cell in cells.iterrows():
+            try:
+                X, X_hat = load_samples(sweep.dir / cell[CELL_DIR])
+            except Exception as err:  # a bad file costs its panel, not the figure
+                log.warning("no samples for %s: %s", cell[CELL_DIR], err)
+                continue
+            loaded.append((X, (style.panel_label(cell, shown), X_hat)))
+        if loaded:  # X is the same for every method: paired data
+            title = style.panel_label(cells.iloc[0], data_keys)
+            rows.append(HeatmapRow(title, loaded[0][0], [h for _, h in loaded]))
+    return heatmap_figure(rows, sweep=sweep.name)
+
+
+def load_samples(cell_dir: Path, *, trial: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """X and X_hat of one trial (else the first) from samples.parquet: both
+    (n_samples, n_features)."""
+    frame = folders.read_table(cell_dir / SAMPLES_FILE)
+    if frame.empty:
+        raise ValueError(f"empty {SAMPLES_FILE} in {cell_dir}")
+    if not (frame["trial"] == trial).any():
+        trial = frame["trial"].min()
+    frame = frame[frame["trial"] == trial]
+    X = frame.pivot_table(index="sample", columns="feature", values="true")
+    X_hat = frame.pivot_table(index="sample", columns="feature", values="recovered")
+    return X.to_numpy(float), X_hat.reindex_like(X).to_numpy(float)

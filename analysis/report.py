@@ -2,16 +2,15 @@
 
 import logging
 import re
-from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from analysis import aggregate, html, learned, page, plots, toy, transition
-from analysis.aggregate import CELL_DIR, PlotAxes
+from analysis import aggregate, figures, html, page, transition
+from analysis.aggregate import Loaded
+from analysis.style import DPI
 from sweep import folders
-from sweep.schema import ANALYSIS_DIR, DONE, SAMPLES_FILE
+from sweep.schema import ANALYSIS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +18,7 @@ RESULTS_FILE = "results.parquet"  # one row per cell: means and standard errors
 CAPACITY_FILE = "capacity.csv"  # per panel and neurons: largest sparsity at 50 %
 CELLS_FILE = "cells.csv"  # one row per cell folder: status, error, trial rows read
 BOUNDARY_FILE = "boundary.csv"  # measured 50 % boundary of L1 panels vs theory
-BOUNDARY_FIGURE = "boundary.png"  # the Donoho-Tanner picture of those panels
 REPORT_FILE = "report.html"  # one self-contained page: command, grid, figures, tables
-PHASE_METRICS = ("success_rate", "nmse", "support_f1")  # phase_* and capacity_*.png
-LEARNED_METRICS = ("mcc", "n_recovered")  # also drawn, for the cells that have them
-DPI = 120
-MAX_HEATMAP_ROWS = 6  # data cells shown in heatmaps.png
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # Hydra's sweep names
 
 
@@ -54,17 +48,15 @@ def run(sweep_dir: Path) -> Path:
     """
     sweep_dir = Path(sweep_dir)
     trials, cells = aggregate.load_sweep(sweep_dir)
-    results = aggregate.aggregate_trials(trials)
-    axes = aggregate.choose_axes(results)
-    capacity = aggregate.capacity_number(results, axes)
+    sweep = analysed(sweep_dir, aggregate.summarise(trials))
     out = sweep_dir / ANALYSIS_DIR
-    _write_table(results, out / RESULTS_FILE)
-    _write_table(capacity, out / CAPACITY_FILE)
+    _write_table(sweep.results, out / RESULTS_FILE)
+    _write_table(sweep.capacity, out / CAPACITY_FILE)
     _write_table(cells, out / CELLS_FILE)
-    boundary = _boundary(trials, axes, out)
-    figures = _write_figures(sweep_dir, results, axes, capacity, boundary, out)
+    _write_boundary(sweep.boundary, out / BOUNDARY_FILE)
+    drawn = _write_figures(sweep, out)
     try:  # like a figure: a page that cannot be made costs only itself
-        text = report_page(sweep_dir, results, axes, cells, boundary, figures)
+        text = report_page(sweep, cells, drawn)
         folders.write_atomic(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(text))
     except Exception:
         log.exception("could not write %s", out / REPORT_FILE)
@@ -73,35 +65,46 @@ def run(sweep_dir: Path) -> Path:
     return out
 
 
-def _boundary(trials: pd.DataFrame, axes: PlotAxes, out: Path) -> pd.DataFrame:
-    """The measured 50 % boundaries of exact-L1 panels vs theory: boundary.csv and
-    the log; empty (and no stale file left) if no panel has one or it fails."""
+def analysed(sweep_dir: Path, loaded: Loaded) -> figures.Sweep:
+    """What the figures of a loaded sweep are drawn from: its cells, the plot axes,
+    the capacity numbers and the measured 50 % boundaries of exact-L1 panels."""
+    axes = aggregate.choose_axes(loaded.cells)
+    capacity = aggregate.capacity_number(loaded.cells, axes)
+    boundary = _measure_boundary(loaded.trials, axes)
+    return figures.Sweep(Path(sweep_dir), loaded.cells, axes, capacity, boundary)
+
+
+def _measure_boundary(trials: pd.DataFrame, axes: aggregate.PlotAxes) -> pd.DataFrame:
+    """``transition.boundaries`` of the finished trials; no rows if it fails."""
     try:
-        boundary = transition.boundaries(trials[trials["status"].isin(DONE)], axes)
+        return transition.boundaries(trials, axes)
     except Exception:
         log.exception("could not measure the 50 %% success boundaries")
-        boundary = pd.DataFrame(columns=transition.BOUNDARY_COLUMNS)
+        return pd.DataFrame(columns=transition.BOUNDARY_COLUMNS)
+
+
+def _write_boundary(boundary: pd.DataFrame, path: Path) -> None:
+    """boundary.csv and its table in the log; without rows, no file (an earlier
+    analysis of this folder may have left one)."""
     if len(boundary):
-        _write_table(boundary, out / BOUNDARY_FILE)
+        _write_table(boundary, path)
         log_boundary(boundary)
-    else:  # an earlier analysis of this folder may have left them
-        for stale in (BOUNDARY_FILE, BOUNDARY_FIGURE):
-            (out / stale).unlink(missing_ok=True)
-    return boundary
+    else:
+        path.unlink(missing_ok=True)
 
 
 def report_page(
-    sweep_dir: Path, results, axes: PlotAxes, cells, boundary, figures: list[str]
+    sweep: figures.Sweep, cells: pd.DataFrame, drawn: list[figures.Planned]
 ) -> str:
-    """report.html: the command and grid, every figure written, the best method per
-    cell, the cells that did not finish."""
-    command, grid = page.sweep_command(sweep_dir)
-    out = sweep_dir / ANALYSIS_DIR
+    """report.html: the command and grid, every figure drawn with its caption, the
+    best method per cell, the cells that did not finish (``cells``: cells.csv)."""
+    command, grid = page.sweep_command(sweep.dir)
+    out = sweep.dir / ANALYSIS_DIR
     return html.render_report(
-        title=f"Sweep {sweep_dir.name}", command=command, grid=grid,
-        figures=[(f, (out / f).read_bytes(), page.caption(f)) for f in figures],
-        best=page.best_methods(results, axes), problems=page.problems(cells),
-        notes=transition.verdicts(boundary),
+        title=f"Sweep {sweep.name}", command=command, grid=grid,
+        figures=[(f.file, (out / f.file).read_bytes(), f.caption) for f in drawn],
+        best=page.best_methods(sweep.results, sweep.axes),
+        problems=page.problems(cells), notes=transition.verdicts(sweep.boundary),
     )  # fmt: skip
 
 
@@ -124,45 +127,22 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
     log.info("wrote %s: %d rows", path, len(frame))
 
 
-def _write_figures(
-    sweep_dir: Path, results, axes: PlotAxes, capacity, boundary, out: Path
-) -> list[str]:
-    """Every PNG; a figure that fails is logged and the others are still drawn.
-    Returns the files written."""
-    figures = []  # (file, function, its arguments)
-    for metric in PHASE_METRICS:  # draw only what the results hold
-        if metric not in results:
-            log.warning("no %s column: no phase or capacity plot of it", metric)
-            continue
-        figures += [
-            (f"phase_{metric}.png", plots.phase_figure, (results, axes, metric)),
-            (f"capacity_{metric}.png", plots.capacity_figure, (results, axes, metric)),
-        ]
-    for metric in LEARNED_METRICS:  # only the learned methods' cells have them
-        if metric in results and results[metric].notna().any():
-            rows = results[results[metric].notna()]
-            figures += [
-                (f"phase_{metric}.png", plots.phase_figure, (rows, axes, metric)),
-                (f"capacity_{metric}.png", plots.capacity_figure, (rows, axes, metric)),
-            ]
-    figures += [
-        ("capacity_number.png", plots.capacity_number_figure, (capacity, axes)),
-        ("heatmaps.png", _heatmap_figure, (sweep_dir, results, axes)),
-    ]
-    if len(boundary):  # L1 solvers on model=random: the Donoho-Tanner picture
-        figures.append((BOUNDARY_FIGURE, transition.boundary_figure, (boundary,)))
-    what = f"x={axes.x}, y={axes.y}, panels={', '.join(axes.panels) or 'none'}"
-    listed = [(*figure, what) for figure in figures]
-    listed += [(*f, "toy models") for f in toy.figures(sweep_dir, results)]
-    listed += [(*f, "learned atoms") for f in learned.figures(sweep_dir, results, axes)]
-    return [
-        file
-        for file, draw, args, about in listed
-        if _save(partial(draw, *args, sweep=sweep_dir.name), out / file, about)
-    ]
+def _write_figures(sweep: figures.Sweep, out: Path) -> list[figures.Planned]:
+    """Every figure the registry plans for ``sweep``, as PNG; one that fails is
+    logged and costs only itself. The files of registered figures not drawn now
+    (left by an earlier analysis) are removed. Returns the figures written."""
+    axes = sweep.axes
+    log.info("figures: x=%s, y=%s, panels=%s",
+             axes.x, axes.y, ", ".join(axes.panels) or "none")  # fmt: skip
+    drawn = [f for f in figures.planned(sweep) if _save(f.draw, out / f.file)]
+    found = sorted(path.name for path in out.glob("*.png"))
+    for file in figures.stale(found, [f.file for f in drawn]):
+        (out / file).unlink()
+        log.info("removed %s: no longer drawn", out / file)
+    return drawn
 
 
-def _save(draw, path: Path, what: str) -> bool:
+def _save(draw, path: Path) -> bool:
     """Draw one figure and write it as PNG (atomically); log, never raise."""
     try:
         fig = draw()
@@ -170,42 +150,5 @@ def _save(draw, path: Path, what: str) -> bool:
     except Exception:  # one bad figure must not cost the others
         log.exception("could not draw %s", path)
         return False
-    log.info("wrote %s (%s)", path, what)
+    log.info("wrote %s", path)
     return True
-
-
-def _heatmap_figure(sweep_dir: Path, results, axes: PlotAxes, *, sweep: str):
-    """heatmaps.png: true X and each method's X_hat in the representative cells."""
-    method_keys = [k for k in axes.panels if k.split(".", 1)[0] == "method"]
-    shown = aggregate.label_keys(results, method_keys)
-    data_keys = [
-        k for k in (*axes.panels, axes.y, axes.x) if k and k not in method_keys
-    ]
-    rows = []
-    for cells in aggregate.representative_cells(results, axes)[:MAX_HEATMAP_ROWS]:
-        loaded = []
-        for _, cell in cells.iterrows():
-            try:
-                X, X_hat = load_samples(sweep_dir / cell[CELL_DIR])
-            except Exception as err:  # a bad file costs its panel, not the figure
-                log.warning("no samples for %s: %s", cell[CELL_DIR], err)
-                continue
-            loaded.append((X, (plots.panel_label(cell, shown), X_hat)))
-        if loaded:  # X is the same for every method: paired data
-            title = plots.panel_label(cells.iloc[0], data_keys)
-            rows.append(plots.HeatmapRow(title, loaded[0][0], [h for _, h in loaded]))
-    return plots.heatmap_figure(rows, sweep=sweep)
-
-
-def load_samples(cell_dir: Path, *, trial: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """X and X_hat of one trial (else the first) from samples.parquet: both
-    (n_samples, n_features)."""
-    frame = folders.read_table(cell_dir / SAMPLES_FILE)
-    if frame.empty:
-        raise ValueError(f"empty {SAMPLES_FILE} in {cell_dir}")
-    if not (frame["trial"] == trial).any():
-        trial = frame["trial"].min()
-    frame = frame[frame["trial"] == trial]
-    X = frame.pivot_table(index="sample", columns="feature", values="true")
-    X_hat = frame.pivot_table(index="sample", columns="feature", values="recovered")
-    return X.to_numpy(float), X_hat.reindex_like(X).to_numpy(float)

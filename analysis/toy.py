@@ -15,14 +15,13 @@ configuration is used (the first method's).
 - ``toy_phase_change.png``: n=2, m=1: the outcome over density x relative importance
   (section "Superposition as a Phase Change").
 
-``figures`` lists what a sweep calls for as (file, draw, args), the format
-``report`` saves; the ``*_of`` entries read a figure's files and call the
-``*_figure`` builders, which (like ``draw_*`` on a given ax) do no I/O.
+The ``*_of`` functions are the registered figures (``analysis.figures``): from a
+``figures.Sweep`` they pick the cells, read their files and call the ``*_figure``
+builders, which (like ``draw_*`` on a given ax) do no I/O.
 """
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 from matplotlib.ticker import MaxNLocator
 
+from analysis import style
 from analysis.aggregate import (
     AXIS_EXCLUDED,
     CELL_DIR,
@@ -45,19 +45,8 @@ from analysis.aggregate import (
     panel_groups,
     varying_keys,
 )
-from analysis.plots import (
-    CMAP,
-    _colors,
-    _note,
-    _panel_grid,
-    _suptitle,
-    cell_edges,
-    draw_errorbar,
-    fmt,
-    panel_label,
-    pivot_grid,
-    set_axis,
-)
+from analysis.figures import Sweep, figure
+from analysis.plots import cell_edges, draw_errorbar, pivot_grid, set_axis
 from sweep import folders
 from sweep.schema import DONE, FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
 
@@ -69,7 +58,7 @@ REPRESENTED = 0.5  # ||W_i|| above it: represented, as n_represented (sweep/mode
 GRAM_CMAP = colormaps["RdBu_r"]
 SUPERPOSITION_NORM = Normalize(0, 1, clip=True)  # 0: orthogonal; >= 1 all yellow
 OUTCOMES = ("not represented", "dedicated dimension", "superposition")
-OUTCOME_COLORS = ListedColormap([CMAP(0.0), CMAP(0.45), CMAP(0.9)])
+OUTCOME_COLORS = ListedColormap([style.CMAP(0.0), style.CMAP(0.45), style.CMAP(0.9)])
 REFERENCE_DIMS = ((1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"))
 REFERENCE_DIMS += ((2 / 5, "2/5"), (3 / 8, "3/8"))
 MAX_WEIGHT_FIGURES = 12  # toy_weights_*.png per sweep
@@ -79,8 +68,6 @@ JITTER = 0.12  # spread of D_i points in log x, so that equal points stay visibl
 INV_DENSITY = "inv_density"  # added column: 1/(1-S)
 X_LABEL = "1/(1-S) = 1/p  (p = sparsity: probability a feature is active; S = 1-p)"
 CONTEXT_KEYS = ("model", "n_features", "neurons")  # always named in titles
-
-Draw = Callable[..., Figure]
 
 
 # --- readers and pure helpers --------------------------------------------------------
@@ -184,13 +171,24 @@ def _title_keys(cells: pd.DataFrame, keys: list[str]) -> list[str]:
 def _context(cells: pd.DataFrame, keys: list[str]) -> str:
     """The constant model, n_features and neurons: "model=toy_relu, neurons=2"."""
     constant = [k for k in CONTEXT_KEYS if k in cells and k not in keys]
-    return panel_label(cells.iloc[0], constant) if constant else ""
+    return style.panel_label(cells.iloc[0], constant) if constant else ""
 
 
 def _file_label(values: dict, keys: list[str]) -> str:
     """The keys' values as a file name: model=toy_relu,model.importance_decay=0.1."""
-    text = ",".join(f"{k}={fmt(values[k])}" for k in keys if k in values)
+    text = ",".join(f"{k}={style.fmt(values[k])}" for k in keys if k in values)
     return re.sub(r"[^\w.=,+-]", "_", text)
+
+
+def _trained(sweep: Sweep) -> tuple[pd.DataFrame, list[str]]:
+    """The sweep's ``trained_cells`` and the ``model_keys`` that split them."""
+    cells = trained_cells(sweep.dir, sweep.results)
+    return cells, model_keys(cells)
+
+
+def _any_trained(sweep: Sweep) -> bool:
+    """Whether the sweep has a counted cell of a trained model."""
+    return not trained_cells(sweep.dir, sweep.results).empty
 
 
 # --- toy_weights_*.png: W^T W and ||W_i|| --------------------------------------------
@@ -227,7 +225,7 @@ def draw_norms(ax: Axes, norms: np.ndarray, superposition: np.ndarray) -> None:
     """||W_i|| (n_features,) as horizontal bars, feature 0 on top, coloured by
     superposition (n_features,)."""
     n = norms.size
-    colors = CMAP(SUPERPOSITION_NORM(superposition))
+    colors = style.CMAP(SUPERPOSITION_NORM(superposition))
     ax.barh(np.arange(n), norms, height=0.8, color=colors)
     ax.set_ylim(n - 0.5, -0.5)  # the rows of W^T W above
     ax.set_xlim(0, max(1.1, 1.05 * float(np.max(norms, initial=0))))
@@ -245,7 +243,7 @@ def weights_figure(
     fig = Figure(figsize=(max(6.5, 2.3 * n + 2.2), 5.6), layout="constrained")
     axs = fig.subplots(2, n, squeeze=False)
     if not columns:
-        _note(axs[0, 0], "no trained weights could be read")
+        style.note(axs[0, 0], "no trained weights could be read")
         return fig
     limit = max(float(np.abs(c.G).max(initial=0)) for c in columns) or 1.0
     norm = Normalize(-limit, limit)  # centred at 0
@@ -257,13 +255,13 @@ def weights_figure(
     axs[1, 0].set_ylabel("feature i", fontsize=8)
     fig.colorbar(image, ax=list(axs[0]), label=r"$(W^TW)_{ij} = W_i \cdot W_j$")
     label = "superposition\n" + r"$\sum_{j\neq i}(\hat{W}_i \cdot W_j)^2$"
-    mappable = ScalarMappable(SUPERPOSITION_NORM, CMAP)
+    mappable = ScalarMappable(SUPERPOSITION_NORM, style.CMAP)
     fig.colorbar(mappable, ax=list(axs[1]), label=label, extend="max")
     note = (
         "trial 0. Bars: length ||W_i|| (dotted: 0.5, the represented threshold), "
         "colour: superposition, 0 (dark) = a dedicated, orthogonal direction"
     )
-    _suptitle(fig, what, (), sweep, note)
+    style.suptitle(fig, what, (), sweep, note)
     return fig
 
 
@@ -275,27 +273,50 @@ def _spread(rows: pd.DataFrame, n_max: int) -> pd.DataFrame:
     return rows.iloc[np.unique(np.linspace(0, len(rows) - 1, n_max).round())]
 
 
-def weights_figure_of(
-    sweep_dir: Path, rows: pd.DataFrame, title_keys: list[str], *, sweep: str = ""
-) -> Figure:
-    """toy_weights_*.png of one model configuration: rows (one per S) of it."""
+def weight_groups(cells: pd.DataFrame, keys: list[str]) -> dict[str, pd.DataFrame]:
+    """The cells of each model configuration (a toy_weights_*.png), by file label."""
+    named = list(dict.fromkeys(["model", *keys]))
+    groups = panel_groups(cells, keys)
+    return {_file_label(rows.iloc[0].to_dict(), named): rows for _, rows in groups}
+
+
+def _weight_files(sweep: Sweep) -> list[dict[str, str]]:
+    """The labels of toy_weights_*.png: the first MAX_WEIGHT_FIGURES configurations."""
+    labels = list(weight_groups(*_trained(sweep)))
+    if len(labels) > MAX_WEIGHT_FIGURES:
+        log.warning("toy_weights: drawing the first %d of %d model configurations",
+                    MAX_WEIGHT_FIGURES, len(labels))  # fmt: skip
+    return [{"label": label} for label in labels[:MAX_WEIGHT_FIGURES]]
+
+
+@figure(
+    "toy_weights_{label}.png", when=_weight_files,
+    caption="Trained toy model {label}: W^T W (top) and the norm of each feature's "
+    "column (bottom), coloured by how much it shares its direction (superposition), "
+    "a column per sparsity.",
+)  # fmt: skip
+def weights_of(sweep: Sweep, label: str) -> Figure:
+    """toy_weights_<label>.png: one model configuration, a column per S."""
+    cells, keys = _trained(sweep)
+    rows = weight_groups(cells, keys)[label]
     shown = _spread(rows, MAX_COLUMNS)
     columns = []
     for _, cell in shown.iterrows():
         try:
             columns.append(
-                weights_column(sweep_dir / cell[CELL_DIR], f"S={fmt(cell.S)}")
+                weights_column(sweep.dir / cell[CELL_DIR], f"S={style.fmt(cell.S)}")
             )
         except Exception as err:  # a bad file costs its column, not the figure
             log.warning("no weights for %s: %s", cell[CELL_DIR], err)
     skipped = (
         f" ({len(shown)} of {len(rows)} S values)" if len(shown) < len(rows) else ""
     )
+    title = style.panel_label(rows.iloc[0], _title_keys(cells, keys))
     what = (
-        f"trained W of {panel_label(rows.iloc[0], title_keys)}: W^T W (top) and "
+        f"trained W of {title}: W^T W (top) and "
         f"||W_i|| (bottom), a column per swept S = 1 - sparsity{skipped}"
     )
-    return weights_figure(columns, what=what, sweep=sweep)
+    return weights_figure(columns, what=what, sweep=sweep.name)
 
 
 # --- toy_represented.png -------------------------------------------------------------
@@ -313,8 +334,8 @@ def _log_x(ax: Axes, xs: np.ndarray) -> None:
 def _reference_line(ax: Axes, value: float, label: str) -> None:
     """A dotted horizontal line labelled at the right end, outside the panel."""
     ax.axhline(value, color="0.6", lw=0.8, ls=":")
-    style = {"va": "center", "fontsize": 7, "color": "0.35"}
-    ax.text(1.01, value, label, transform=ax.get_yaxis_transform(), **style)
+    text_style = {"va": "center", "fontsize": 7, "color": "0.35"}
+    ax.text(1.01, value, label, transform=ax.get_yaxis_transform(), **text_style)
 
 
 def represented_figure(
@@ -326,15 +347,16 @@ def represented_figure(
     ax = fig.add_subplot()
     shown = label_keys(cells, keys)
     groups = panel_groups(cells, keys)
-    for (values, rows), color in zip(groups, _colors(len(groups)), strict=True):
-        label = panel_label(values, shown)
+    colors = style.line_colors(len(groups))
+    for (values, rows), color in zip(groups, colors, strict=True):
+        label = style.panel_label(values, shown)
         draw_errorbar(
             ax, rows, x=INV_DENSITY, metric="n_represented", color=color, label=label
         )
     for m in np.unique(cells["neurons"]):
-        _reference_line(ax, m, f"m={fmt(m)}")
+        _reference_line(ax, m, f"m={style.fmt(m)}")
     for n in np.unique(cells["n_features"]):
-        _reference_line(ax, n, f"n={fmt(n)}")
+        _reference_line(ax, n, f"n={style.fmt(n)}")
     _log_x(ax, cells[INV_DENSITY].to_numpy(float))
     ax.set_ylabel(
         r"features represented ($\|W_i\| > 0.5$)" + "\nmean over trials ± s.e.m."
@@ -345,8 +367,18 @@ def represented_figure(
     lines = f", a line per {', '.join(shown)}" if shown else ""
     what = f"trained toy models ({_context(cells, keys)}): features represented "
     what += f"against swept sparsity{lines}"
-    _suptitle(fig, what, (), sweep, "dotted: m neurons and n features")
+    style.suptitle(fig, what, (), sweep, "dotted: m neurons and n features")
     return fig
+
+
+@figure(
+    "toy_represented.png", when=_any_trained,
+    caption="Features represented by the trained models (||W_i|| > 0.5) against "
+    "sparsity: superposition stores more features than neurons.",
+)  # fmt: skip
+def represented_of(sweep: Sweep) -> Figure:
+    """toy_represented.png: ``represented_figure`` of the sweep's trained cells."""
+    return represented_figure(*_trained(sweep), sweep=sweep.name)
 
 
 # --- toy_dimensionality.png ----------------------------------------------------------
@@ -374,10 +406,10 @@ def draw_dimensionality(ax: Axes, points: pd.DataFrame, rows: pd.DataFrame) -> N
     for value, label in REFERENCE_DIMS:
         _reference_line(ax, value, label)
     if len(points):
-        style = {"s": 9, "lw": 0, "color": CMAP(0.4)}
-        style["alpha"] = 0.3 if len(points) > 300 else 0.6  # many points overlap
+        look = {"s": 9, "lw": 0, "color": style.CMAP(0.4)}
+        look["alpha"] = 0.3 if len(points) > 300 else 0.6  # many points overlap
         ax.scatter(
-            points["x"], points["D"], label=r"$D_i$ (a feature, a trial)", **style
+            points["x"], points["D"], label=r"$D_i$ (a feature, a trial)", **look
         )
     label = r"$D^* = m / \|W\|_F^2$, mean over trials"
     draw_errorbar(
@@ -388,16 +420,20 @@ def draw_dimensionality(ax: Axes, points: pd.DataFrame, rows: pd.DataFrame) -> N
     ax.set_ylim(-0.03, 1.1)
 
 
-def dimensionality_figure_of(
-    sweep_dir: Path, cells: pd.DataFrame, keys: list[str], *, sweep: str = ""
-) -> Figure:
+@figure(
+    "toy_dimensionality.png", when=_any_trained,
+    caption="Feature dimensionality D_i of the trained models against sparsity, with "
+    "dims per feature D* and the paper's reference fractions.",
+)  # fmt: skip
+def dimensionality_of(sweep: Sweep) -> Figure:
     """toy_dimensionality.png: a panel per model configuration."""
+    cells, keys = _trained(sweep)
     shown = label_keys(cells, keys)
     groups = panel_groups(cells, keys)
-    fig, axs = _panel_grid(len(groups), width=4.6, height=3.6)
+    fig, axs = style.panel_grid(len(groups), width=4.6, height=3.6)
     for ax, (values, rows) in zip(axs, groups, strict=True):
-        draw_dimensionality(ax, dimensionality_points(sweep_dir, rows), rows)
-        ax.set_title(panel_label(values, shown) if shown else "", fontsize=9)
+        draw_dimensionality(ax, dimensionality_points(sweep.dir, rows), rows)
+        ax.set_title(style.panel_label(values, shown) if shown else "", fontsize=9)
     handles, labels = axs[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     note = (
@@ -407,7 +443,7 @@ def dimensionality_figure_of(
     )
     what = f"feature dimensionality of trained toy models ({_context(cells, keys)}) "
     what += "against swept sparsity"
-    _suptitle(fig, what, shown, sweep, note)
+    style.suptitle(fig, what, shown, sweep.name, note)
     return fig
 
 
@@ -443,12 +479,12 @@ def directions_figure(
     panels: list[tuple[str, np.ndarray]], *, what: str, sweep: str = ""
 ) -> Figure:
     """A panel per (title, W (2, n_features)); arrows coloured by feature index."""
-    fig, axs = _panel_grid(max(1, len(panels)), width=3.2, height=3.2)
+    fig, axs = style.panel_grid(max(1, len(panels)), width=3.2, height=3.2)
     if not panels:
-        _note(axs[0], "no trained weights could be read")
+        style.note(axs[0], "no trained weights could be read")
         return fig
     n = max(W.shape[1] for _, W in panels)
-    colors = ListedColormap(_colors(n))
+    colors = ListedColormap(style.line_colors(n))
     for ax, (title, W) in zip(axs, panels, strict=True):
         draw_directions(ax, W, colors=colors(np.arange(W.shape[1])))
         ax.set_title(title, fontsize=8)
@@ -457,29 +493,38 @@ def directions_figure(
     label = "feature i (importance\n" + r"$I_i$ = importance_decay$^i$)"
     fig.colorbar(mappable, ax=axs, ticks=ticks, label=label)
     note = "trial 0; dotted circle: ||W_i|| = 1; equal aspect"
-    _suptitle(fig, what, (), sweep, note)
+    style.suptitle(fig, what, (), sweep, note)
     return fig
 
 
-def directions_figure_of(
-    sweep_dir: Path, cells: pd.DataFrame, keys: list[str], *, sweep: str = ""
-) -> Figure:
+def _two_neurons(sweep: Sweep) -> bool:
+    """Whether a trained model of the sweep has 2 neurons."""
+    return bool((trained_cells(sweep.dir, sweep.results)["neurons"] == 2).any())
+
+
+@figure(
+    "toy_directions.png", when=_two_neurons,
+    caption="The directions W_i of the trained models with 2 neurons (the paper's "
+    "intro figure: antipodal pairs, pentagons).",
+)  # fmt: skip
+def directions_of(sweep: Sweep) -> Figure:
     """toy_directions.png: every neurons=2 configuration, sorted by keys then S."""
-    cells = cells.sort_values([*keys, "S"], kind="stable")
+    cells, keys = _trained(sweep)
+    cells = cells[cells["neurons"] == 2].sort_values([*keys, "S"], kind="stable")
     shown = ["S", *label_keys(cells, keys)]
     panels = []
     for _, cell in cells.head(MAX_DIRECTION_PANELS).iterrows():
         try:
-            W = load_weights(sweep_dir / cell[CELL_DIR], trial=0)
+            W = load_weights(sweep.dir / cell[CELL_DIR], trial=0)
         except Exception as err:
             log.warning("no weights for %s: %s", cell[CELL_DIR], err)
             continue
-        panels.append((panel_label(cell, shown), W))
+        panels.append((style.panel_label(cell, shown), W))
     more = len(cells) - MAX_DIRECTION_PANELS
     skipped = f" (first {MAX_DIRECTION_PANELS} of {len(cells)})" if more > 0 else ""
     what = f"feature directions W_i of trained models ({_context(cells, keys)})"
     what += f", a panel per swept configuration{skipped}"
-    return directions_figure(panels, what=what, sweep=sweep)
+    return directions_figure(panels, what=what, sweep=sweep.name)
 
 
 # --- toy_phase_change.png ------------------------------------------------------------
@@ -518,7 +563,7 @@ def draw_phase_change(ax: Axes, table: pd.DataFrame) -> None:
     """Outcome per (density, importance) cell, with trials-with-it / trials."""
     xs, ys, Z = pivot_grid(table, x="density", y="importance", value="outcome")
     if Z.size == 0:
-        _note(ax, "no readable cells")
+        style.note(ax, "no readable cells")
         return
     ax.set_facecolor("0.85")  # grey: a failed or missing cell
     edges = cell_edges(xs, log=True), cell_edges(ys, log=True)
@@ -536,22 +581,31 @@ def draw_phase_change(ax: Axes, table: pd.DataFrame) -> None:
                   fontsize=8)  # fmt: skip
 
 
-def phase_change_figure_of(
-    sweep_dir: Path, cells: pd.DataFrame, keys: list[str], *, sweep: str = ""
-) -> Figure:
+def _phase_pairs(sweep: Sweep) -> bool:
+    """Whether the sweep has the n=2, m=1 cells of a phase change (``phase_cells``)."""
+    return not phase_cells(trained_cells(sweep.dir, sweep.results)).empty
+
+
+@figure(
+    "toy_phase_change.png", when=_phase_pairs,
+    caption="Phase change of a 2-feature, 1-neuron toy model over density and "
+    "relative importance: not represented, dedicated dimension, or superposition.",
+)  # fmt: skip
+def phase_change_of(sweep: Sweep) -> Figure:
     """toy_phase_change.png: a panel per other model configuration."""
-    keys = [k for k in keys if k != PHASE_KEY]
+    cells = phase_cells(trained_cells(sweep.dir, sweep.results))
+    keys = [k for k in model_keys(cells) if k != PHASE_KEY]
     groups = panel_groups(cells, keys)
-    fig, axs = _panel_grid(len(groups), width=5.2, height=4.0)
+    fig, axs = style.panel_grid(len(groups), width=5.2, height=4.0)
     shown = label_keys(cells, keys)
     for ax, (values, rows) in zip(axs, groups, strict=True):
-        draw_phase_change(ax, phase_table(sweep_dir, rows))
-        ax.set_title(panel_label(values, shown) if shown else "", fontsize=9)
+        draw_phase_change(ax, phase_table(sweep.dir, rows))
+        ax.set_title(style.panel_label(values, shown) if shown else "", fontsize=9)
     handles = [Patch(color=OUTCOME_COLORS(i), label=o) for i, o in enumerate(OUTCOMES)]
     handles.append(Patch(color="0.85", label="failed or missing cell"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     restarts = cells.get("model.restarts", pd.Series([1])).dropna().unique()
-    K = ", ".join(fmt(k) for k in sorted(restarts)) or "1"
+    K = ", ".join(style.fmt(k) for k in sorted(restarts)) or "1"
     note = (
         f"each trial keeps the lowest-loss of K={K} restarts; colour: the outcome of "
         "most trials (ties: that of the lowest-loss trial); numbers: trials with it / "
@@ -560,63 +614,5 @@ def phase_change_figure_of(
     )
     what = f"phase change ({_context(cells, keys)}): swept density 1-S x relative "
     what += "importance of feature 2"
-    _suptitle(fig, what, shown, sweep, note)
+    style.suptitle(fig, what, shown, sweep.name, note)
     return fig
-
-
-# --- which figures a sweep calls for -------------------------------------------------
-
-
-def figures(sweep_dir: Path, results: pd.DataFrame) -> list[tuple[str, Draw, tuple]]:
-    """The toy-model figures of a sweep as (file, draw, args): ``draw(*args,
-    sweep=name)`` reads its files and returns a Figure. None without trained cells;
-    an error here is logged and costs only these figures."""
-    try:
-        cells = trained_cells(Path(sweep_dir), results)
-        if cells.empty:
-            return []
-        return _listed(Path(sweep_dir), cells)
-    except Exception:
-        log.exception("could not list the toy-model figures of %s", sweep_dir)
-        return []
-
-
-def _listed(sweep_dir: Path, cells: pd.DataFrame) -> list[tuple[str, Draw, tuple]]:
-    keys = model_keys(cells)
-    title_keys = _title_keys(cells, keys)
-    groups = panel_groups(cells, keys)
-    if len(groups) > MAX_WEIGHT_FIGURES:
-        log.warning("toy_weights: drawing the first %d of %d model configurations",
-                    MAX_WEIGHT_FIGURES, len(groups))  # fmt: skip
-    listed = []
-    for _, rows in groups[:MAX_WEIGHT_FIGURES]:
-        name = _file_label(
-            rows.iloc[0].to_dict(), list(dict.fromkeys(["model", *keys]))
-        )
-        listed.append(
-            (
-                f"toy_weights_{name}.png",
-                weights_figure_of,
-                (sweep_dir, rows, title_keys),
-            )
-        )
-    listed += [
-        ("toy_represented.png", represented_figure, (cells, keys)),
-        ("toy_dimensionality.png", dimensionality_figure_of, (sweep_dir, cells, keys)),
-    ]
-    pairs = cells[cells["neurons"] == 2]
-    if len(pairs):
-        listed.append(
-            ("toy_directions.png", directions_figure_of, (sweep_dir, pairs, keys))
-        )
-    phase = phase_cells(cells)
-    if len(phase):
-        phase_keys = model_keys(phase)
-        listed.append(
-            (
-                "toy_phase_change.png",
-                phase_change_figure_of,
-                (sweep_dir, phase, phase_keys),
-            )
-        )
-    return listed

@@ -27,6 +27,7 @@ from scipy.special import log_ndtr, ndtr
 
 from analysis import theory
 from analysis.aggregate import PlotAxes, label_keys, panel_groups
+from analysis.figures import Sweep, figure
 
 L1_METHODS = ("basis_pursuit", "lasso_lars")
 ALPHA_PER_TOL = 1e-2  # lasso_lars is exact L1 when alpha <= this x success_tol:
@@ -251,3 +252,14 @@ def boundary_figure(table: pd.DataFrame, *, sweep: str = "") -> Figure:
     title = "50 % success boundary (probit fit per neurons value, +- 1 SE) vs L1 theory"
     fig.suptitle(title + (f"\nsweep {sweep}" if sweep else ""), fontsize=10)
     return fig
+
+
+@figure(
+    "boundary.png", when=lambda sweep: len(sweep.boundary) > 0,
+    caption="The Donoho-Tanner picture: the measured 50 % success boundary (probit "
+    "fit per neurons value, +- 1 standard error) of each exact-L1 panel on the theory "
+    "curves (signed and x >= 0); the table is boundary.csv.",
+)  # fmt: skip
+def boundary_of(sweep: Sweep) -> Figure:
+    """boundary.png: ``boundary_figure`` of boundary.csv (L1 solvers on random W)."""
+    return boundary_figure(sweep.boundary, sweep=sweep.name)

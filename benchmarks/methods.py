@@ -23,8 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, orthogonal_mp_gram
 from threadpoolctl import threadpool_limits
 
+from sweep import methods
 from sweep.data import sparse_features
-from sweep.methods import LEARNED, METHODS
+from sweep.methods import ACTIVATIONS, METHODS
 from sweep.models import random_model
 from sweep.registry import Registry
 
@@ -66,15 +67,17 @@ def timings(n: int, n_samples: int) -> dict[str, tuple[float, float | None]]:
     H = H[np.linalg.norm(H, axis=1) > 0]
     H_train = sparse_features(1000, n, rng=rng, sparsity=0.05) @ W.T
     out = {}
-    for name, fn in sorted(METHODS.items()):
-        if name in LEARNED and n > 400:  # their fit dominates: minutes at n=1600
+    model = random_model(n, n // 5, rng=rng)
+    model.W = W
+    for name in sorted(METHODS):
+        if name in METHODS.having(uses=ACTIVATIONS) and n > 400:  # minutes at 1600
             out[name] = (float("nan"), None)
             continue
 
-        def ours_call(fn=fn):
-            return fn(
-                H, W, H_train=H_train, b=np.zeros(n), rng=np.random.default_rng(0)
-            )
+        def ours_call(name=name):
+            inputs = methods.given(name, H, model=model, known=W, H_train=H_train,
+                                   rng=np.random.default_rng(0))  # fmt: skip
+            return methods.recover(name, inputs)
 
         ours = per_1000(ours_call, len(H))
         call = direct(name, H, W)

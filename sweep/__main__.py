@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sweep import OUTPUTS_DIR, callbacks, folders, grid
+from sweep import OUTPUTS_DIR, callbacks, command, folders, grid
 from sweep.folders import MODELS_DIR
 
 
@@ -36,11 +36,11 @@ def main(cfg: DictConfig) -> dict:
 def with_default_dirs(argv: list[str]) -> list[str]:
     """Put runs and sweeps under the project's outputs/, from any working directory."""
     try:
-        args = grid.read_argv(argv)
+        args = command.read_argv(argv)
         parsed = grid.parse(args.overrides)
     except (grid.BadInput, AttributeError):  # reported by the validation
         return argv
-    key = grid.dir_key(args.multirun)
+    key = command.dir_key(args.multirun)
     if any(o.key_or_group == key for o in parsed):
         return argv
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -51,20 +51,20 @@ def with_default_dirs(argv: list[str]) -> list[str]:
 def cli(argv: list[str]) -> int:
     """Check the command and every point of its grid, run it, return the exit code."""
     try:
-        args = grid.read_argv(argv)
+        args = command.read_argv(argv)
     except grid.BadInput as bad:
         return _bad_input(bad.lines)
-    if grid.informational(args):  # help, --cfg, --info: nothing runs
-        if errors := (grid.check_flags(args) if args else []):
+    if command.informational(args):  # help, --cfg, --info: nothing runs
+        if errors := (command.check_flags(args) if args else []):
             return _bad_input(errors)
         _hydra(argv)
         return 0
-    argv = with_default_dirs(grid.force_group_params(argv))
-    errors, target = grid.check_command(argv)
+    argv = with_default_dirs(command.force_group_params(argv))
+    errors, target = command.check_command(argv)
     if errors:
         return _bad_input(errors)
-    argv = grid.pin_dir(argv, target)  # the folder locked is the folder written
-    key = grid.dir_key(args.multirun)
+    argv = command.pin_dir(argv, target)  # the folder locked is the folder written
+    key = command.dir_key(args.multirun)
     try:  # one sweep per folder, held until the sweep ends (or its process does)
         lock = folders.hold(target, shlex.join(["python", "-m", "sweep", *argv]))
     except folders.FolderBusy as busy:

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sweep.metrics import explained_variance
+from sweep.metrics import r_squared
 from sweep.models import represented
-
-RECOVERED = 0.9  # a feature is recovered when its matched cosine exceeds this
-DEAD = 1e-8  # a latent whose |code| never exceeds this on the test samples is dead
+from sweep.thresholds import DEAD, RECOVERED
 
 
 @dataclass
@@ -63,11 +61,12 @@ def align(
     """Match atoms (n_neurons, k) to W (n_neurons, n); codes (n_samples, k) -> X_hat.
 
     With nonnegative codes an atom can only represent a feature pointing its way, so
-    the matching uses the signed cosine; otherwise |cosine| (the sign goes into s_j).
+    the matching maximises the signed cosine clipped at 0 (what ``mcc`` counts: an
+    atom pointing away recovers nothing); otherwise |cosine| (the sign goes into s_j).
     """
     live = represented(W)  # an unrepresented feature is never matched, recovered as 0
     C = cosines(atoms, W) * live
-    score = C if nonneg else np.abs(C)
+    score = np.clip(C, 0.0, None) if nonneg else np.abs(C)
     atom_of, matched = match(score)
     unmatched = ~live | (matched <= 0)  # no atom points the feature's way
     atom_of[unmatched], matched[unmatched] = -1, 0.0
@@ -78,11 +77,11 @@ def align(
         X_hat[:, i] = codes[:, j] * (atoms[:, j] @ W[:, i]) / norms2[i]
     H_hat = codes @ atoms.T + (0.0 if offset is None else offset)
     info = {
-        "mmcs": float(np.abs(C).max(axis=0, initial=0.0).mean()),  # DESIGN: |cos|
+        "mmcs": float(np.abs(C).max(axis=0, initial=0.0).mean()),  # max |cos|
         "mcc": float(matched.mean()),
         "n_recovered": int(np.sum(matched > RECOVERED)),
         "dead_latents": int(np.sum(np.all(np.abs(codes) <= DEAD, axis=0))),
-        "r2_h": explained_variance(H, H_hat),
+        "r2_h": r_squared(H, H_hat),
     }
     return Alignment(C, atom_of, matched, X_hat, info)
 

@@ -15,7 +15,8 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from sweep.models import EVAL_BATCH, TRAINED
+from sweep.methods import ACTIVATIONS, METHODS
+from sweep.models import EVAL_BATCH, MODELS
 
 GB = 1e9
 F64 = 8  # bytes per float64 (and int64)
@@ -34,7 +35,7 @@ def estimate_bytes(flat: dict) -> float:
     """
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     test, train = flat["n_samples"], flat["n_train"]
-    kept, work, aligning = _METHOD_WORK.get(flat["method"], _known)(flat)
+    kept, work, aligning = _METHOD_WORK.get(flat["method"], _default)(flat)
     # X (test, n), H (test, m), H_train (train, m); W, known W and a copy (m, n)
     held = trials * (test * (n + m) + train * m + 3 * m * n) + kept
     # a draw beside its X: the mask (with k: the sort keys and their argpartition)
@@ -113,19 +114,27 @@ def _sae(flat: dict) -> tuple[float, float, float]:
     return kept, max(training, encoding), _aligning(flat, latents)
 
 
+def _default(flat: dict) -> tuple[float, float, float]:
+    """A method without a term of its own: as a known-dictionary method, plus the
+    alignment of as many atoms as features if it learns its dictionary."""
+    kept, work, _ = _known(flat)
+    learns = flat["method"] in METHODS.having(uses=ACTIVATIONS)
+    return kept, work, _aligning(flat, flat["n_features"]) if learns else 0.0
+
+
 _METHOD_WORK = {"dict_learning": _dict_learning, "sae": _sae, "ica": _ica}
 
 def _tables(flat: dict) -> float:
     """A trained model's weights table: long form of every trial's W (m, n), four
     columns, built per trial then concatenated."""
-    if flat.get("model") not in TRAINED:
+    if flat.get("model") not in MODELS.having(trained=True):
         return 0.0
     return 10 * flat["trials"] * flat["neurons"] * flat["n_features"]
 
 
 def _training_bytes(flat: dict) -> float:
     """A trained toy model's batches: every trial's restarts train together."""
-    if flat.get("model") not in TRAINED:
+    if flat.get("model") not in MODELS.having(trained=True):
         return 0.0
     n, m = flat["n_features"], flat["neurons"]
     instances = flat["trials"] * flat["model.restarts"]

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweep import CONF_DIR
 from sweep.checks import INT64_MAX, integer, optional, real
-from sweep.methods import LEARNED, METHODS
+from sweep.methods import ACTIVATIONS, METHODS
 from sweep.models import MODELS
 from sweep.registry import Registry
 
@@ -93,7 +93,8 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         elif key not in GROUPS and key.split(".")[0] not in GROUPS:
             errors.append(unknown(key, value, TOP_LEVEL))
     errors += _check_sparsity(flat)
-    if flat.get("method") in LEARNED and flat.get("n_train") == 0:
+    learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
+    if learns and flat.get("n_train") == 0:
         errors.append(
             f"n_train=0 (method={flat['method']}): allowed is an integer >= 1, a"
             " learned method needs training data"

@@ -1,19 +1,19 @@
 """Recovery methods: X_hat from H = X @ W.T, one registered function per method.
 
-Every method has the signature ``fn(H, W, *, H_train, b, rng, **params) -> Recovery``
-with H (n_samples, n_neurons), W (n_neurons, n_features), b (n_features,). Methods in
-``LEARNED`` never look at W (beyond its number of columns, the default number of
-atoms): they learn a dictionary from H_train (n_train, n_neurons) alone.
-Every L1 penalty means, per sample, 1/2 ||h - W x||^2 + alpha ||x||_1; methods
-convert where sklearn's convention differs. Unrepresented features (a column of W
-below ``models.UNREPRESENTED`` of the longest) are recovered as 0.
+A method is registered with its traits (``MethodTraits``): what it is given of a
+trial (``uses``: the known dictionary W, the model's own decoder, or only training
+activations) and whether a cell's trials are given to it together. It takes one
+``Inputs`` (or, with ``together``, the list of a cell's) and its tunable parameters
+as keyword-only arguments, and returns a ``Recovery``. Every L1 penalty means, per
+sample, 1/2 ||h - W x||^2 + alpha ||x||_1; methods convert where sklearn's convention
+differs. Unrepresented features (a column of W below ``represented_tol`` of the
+longest, zeroed in the known dictionary) are recovered as 0.
 
 sklearn and scipy are imported inside the methods that call them: a sweep's parent
 process imports this module only for the registry, to validate a grid, and importing
 them there would add about 0.8 s to every command before its first cell starts.
 """
 
-import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,11 +21,42 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sweep.checks import boolean, integer, optional, real
-from sweep.models import represented
+from sweep.models import Model, represented
 from sweep.registry import Registry
 from sweep.sae import sae_encode, train_sae
 
 METHODS = Registry("method")
+
+DICTIONARY = "dictionary"  # uses the known dictionary W (unrepresented columns zeroed)
+DECODER = "decoder"  # uses the model's own decoder: its whole W, b and output ReLU
+ACTIVATIONS = "activations"  # learns from H_train alone (W only for its column count)
+
+
+@dataclass(frozen=True)
+class MethodTraits:
+    """What a method needs, declared where it is registered."""
+
+    uses: str  # DICTIONARY, DECODER or ACTIVATIONS
+    together: bool = False  # a cell's trials are given together (trained at once)
+
+
+KNOWN = MethodTraits(uses=DICTIONARY)
+OWN = MethodTraits(uses=DECODER)
+LEARNS = MethodTraits(uses=ACTIVATIONS)
+LEARNS_TOGETHER = MethodTraits(uses=ACTIVATIONS, together=True)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One trial's inputs of a method; its traits say which it is given."""
+
+    H: np.ndarray  # (n_samples, n_neurons): the test activations to recover X from
+    n_features: int
+    rng: np.random.Generator  # the method's own stream (seeds sklearn, inits)
+    W: np.ndarray | None = None  # (n_neurons, n_features): DICTIONARY or DECODER
+    H_train: np.ndarray | None = None  # (n_train, n_neurons): ACTIVATIONS
+    b: np.ndarray | None = None  # (n_features,): DECODER
+    relu: bool = True  # DECODER: the model's output goes through a ReLU
 
 
 @dataclass
@@ -65,8 +96,34 @@ class _Dictionary:
         return Recovery(X_hat, info=info)
 
 
-@METHODS.register("omp", tol=real(0, 1), n_nonzero_coefs=optional(integer(1)))
-def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Recovery:
+def given(name: str, H: np.ndarray, *, model: Model, known: np.ndarray,
+          H_train: np.ndarray, rng: np.random.Generator) -> Inputs:  # fmt: skip
+    """What method ``name`` is given of one trial, by its ``uses`` trait."""
+    uses = METHODS.traits[name].uses
+    n = model.W.shape[1]
+    if uses == DICTIONARY:
+        return Inputs(H, n, rng, W=known)
+    if uses == DECODER:
+        return Inputs(H, n, rng, W=model.W, b=model.b, relu=model.relu)
+    return Inputs(H, n, rng, H_train=H_train)
+
+
+def recover_trials(name: str, inputs: list[Inputs], **params) -> list[Recovery]:
+    """Every trial of a cell: one call per trial, or one for all where the method
+    takes its trials together (each still sees only its own data)."""
+    fn = METHODS[name]
+    if METHODS.traits[name].together:
+        return fn(inputs, **params)
+    return [fn(one, **params) for one in inputs]
+
+
+def recover(name: str, inputs: Inputs, **params) -> Recovery:
+    """One trial's recovery by method ``name``, whatever its traits."""
+    return recover_trials(name, [inputs], **params)[0]
+
+
+@METHODS.register("omp", KNOWN, tol=real(0, 1), n_nonzero_coefs=optional(integer(1)))
+def recover_omp(x: Inputs, *, tol=1e-6, n_nonzero_coefs=None) -> Recovery:
     """Orthogonal matching pursuit on the unit-norm columns of W.
 
     Stops when ||h - W x||^2 <= tol ||h||^2 (relative squared residual), or after
@@ -74,7 +131,7 @@ def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Rec
     """
     from sklearn.linear_model import orthogonal_mp_gram
 
-    d = _Dictionary(W)
+    d, H = _Dictionary(x.W), x.H
     # sklearn's tol is one absolute squared residual for all samples: scale every
     # sample to unit norm so that it becomes relative (OMP is scale-equivariant).
     scale = np.linalg.norm(H, axis=1)
@@ -96,80 +153,72 @@ def recover_omp(H, W, *, H_train, b, rng, tol=1e-6, n_nonzero_coefs=None) -> Rec
     return d.scatter(codes, normalised=True)
 
 
-@METHODS.register("lasso_lars", alpha=real(0), positive=boolean, max_iter=integer(1))
+@METHODS.register(
+    "lasso_lars", KNOWN, alpha=real(0), positive=boolean, max_iter=integer(1)
+)
 def recover_lasso_lars(
-    H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000
+    x: Inputs, *, alpha=1e-3, positive=False, max_iter=1000
 ) -> Recovery:
     """L1-regularised least squares by LARS (sklearn ``sparse_encode``)."""
     from sklearn.decomposition import sparse_encode
     from sklearn.exceptions import ConvergenceWarning
 
-    d = _Dictionary(W)
+    d = _Dictionary(x.W)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         codes = sparse_encode(
-            H,
-            d.W.T,
-            algorithm="lasso_lars",
-            alpha=alpha,
-            positive=positive,
-            max_iter=max_iter,
-            n_jobs=1,
-        )
+            x.H, d.W.T, algorithm="lasso_lars", alpha=alpha, positive=positive,
+            max_iter=max_iter, n_jobs=1,
+        )  # fmt: skip
     return d.scatter(codes, normalised=False)
 
 
 @METHODS.register(
     "lasso",
+    KNOWN,
     alpha=real(0, open_low=True),
     positive=boolean,
     max_iter=integer(1),
     tol=real(0, open_low=True),
 )
 def recover_lasso(
-    H, W, *, H_train, b, rng, alpha=1e-3, positive=False, max_iter=1000, tol=1e-6
+    x: Inputs, *, alpha=1e-3, positive=False, max_iter=1000, tol=1e-6
 ) -> Recovery:
     """L1-regularised least squares by coordinate descent (sklearn ``Lasso``)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso
 
-    d = _Dictionary(W)
+    d = _Dictionary(x.W)
     # Lasso minimises 1/(2 n_rows) ||h - W x||^2 + a ||x||_1 with n_rows = n_neurons.
     model = Lasso(
-        alpha=alpha / W.shape[0],
-        fit_intercept=False,
-        positive=positive,
-        max_iter=max_iter,
-        tol=tol,
-        precompute=d.W.T @ d.W,
-    )
+        alpha=alpha / x.W.shape[0], fit_intercept=False, positive=positive,
+        max_iter=max_iter, tol=tol, precompute=d.W.T @ d.W,
+    )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
-        model.fit(d.W, H.T)
+        model.fit(d.W, x.H.T)
     converged = np.mean(np.asarray(model.n_iter_) < max_iter)
-    codes = model.coef_.reshape(H.shape[0], -1)
+    codes = model.coef_.reshape(x.H.shape[0], -1)
     return d.scatter(codes, normalised=False, converged=float(converged))
 
 
-@METHODS.register("threshold", alpha=real(0), positive=boolean)
-def recover_threshold(H, W, *, H_train, b, rng, alpha=0.1, positive=False) -> Recovery:
+@METHODS.register("threshold", KNOWN, alpha=real(0), positive=boolean)
+def recover_threshold(x: Inputs, *, alpha=0.1, positive=False) -> Recovery:
     """Soft thresholding: x_i = soft(W_i . h, alpha) / ||W_i||^2.
 
     The exact L1 solution when the columns of W are orthogonal (one alpha convention).
     """
     from sklearn.decomposition import sparse_encode
 
-    d = _Dictionary(W)
+    d = _Dictionary(x.W)
     codes = sparse_encode(
-        H, d.W.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
+        x.H, d.W.T, algorithm="threshold", alpha=alpha, positive=positive, n_jobs=1
     )
     return d.scatter(codes / d.norms**2, normalised=False)
 
 
-@METHODS.register("basis_pursuit", positive=boolean, max_iter=integer(1))
-def recover_basis_pursuit(
-    H, W, *, H_train, b, rng, positive=False, max_iter=500
-) -> Recovery:
+@METHODS.register("basis_pursuit", KNOWN, positive=boolean, max_iter=integer(1))
+def recover_basis_pursuit(x: Inputs, *, positive=False, max_iter=500) -> Recovery:
     """Exact L1 minimisation, min ||x||_1 s.t. W x = h, by the LARS path to alpha = 0.
 
     One ``lars_path_gram`` call per sample: sklearn has no batched LARS path.
@@ -177,57 +226,49 @@ def recover_basis_pursuit(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import lars_path_gram
 
-    d = _Dictionary(W)
-    gram, Xy = d.W.T @ d.W, H @ d.W
-    codes = np.zeros((H.shape[0], d.W.shape[1]))
-    n_iter = np.zeros(H.shape[0], dtype=int)
+    d = _Dictionary(x.W)
+    gram, Xy = d.W.T @ d.W, x.H @ d.W
+    codes = np.zeros((x.H.shape[0], d.W.shape[1]))
+    n_iter = np.zeros(x.H.shape[0], dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i, xy in enumerate(Xy):
             _, _, codes[i], n_iter[i] = lars_path_gram(
-                xy,
-                gram,
-                n_samples=W.shape[0],
-                alpha_min=0.0,
-                method="lasso",
-                positive=positive,
-                max_iter=max_iter,
-                return_path=False,
+                xy, gram, n_samples=x.W.shape[0], alpha_min=0.0, method="lasso",
+                positive=positive, max_iter=max_iter, return_path=False,
                 return_n_iter=True,
-            )
+            )  # fmt: skip
     converged = float(np.mean(n_iter < max_iter))
     return d.scatter(codes, normalised=False, converged=converged)
 
 
-@METHODS.register("lstsq")
-def recover_lstsq(H, W, *, H_train, b, rng) -> Recovery:
+@METHODS.register("lstsq", KNOWN)
+def recover_lstsq(x: Inputs) -> Recovery:
     """Minimum-norm least squares: the baseline that uses no sparsity at all."""
-    d = _Dictionary(W)
-    codes = np.linalg.lstsq(d.W, H.T, rcond=None)[0].T
+    d = _Dictionary(x.W)
+    codes = np.linalg.lstsq(d.W, x.H.T, rcond=None)[0].T
     return d.scatter(codes, normalised=False)
 
 
-@METHODS.register("nnls")
-def recover_nnls(H, W, *, H_train, b, rng) -> Recovery:
+@METHODS.register("nnls", KNOWN)
+def recover_nnls(x: Inputs) -> Recovery:
     """Nonnegative least squares (scipy ``nnls``: one call per sample, none batched)."""
     from scipy.optimize import nnls
 
-    d = _Dictionary(W)
-    codes = np.array([nnls(d.W, h)[0] for h in H]).reshape(H.shape[0], -1)
+    d = _Dictionary(x.W)
+    codes = np.array([nnls(d.W, h)[0] for h in x.H]).reshape(x.H.shape[0], -1)
     return d.scatter(codes, normalised=False)
 
 
-@METHODS.register("readout")
-def recover_readout(H, W, *, H_train, b, rng, relu=True) -> Recovery:
-    """The model's own decoder: ReLU(W.T h + b), or W.T h + b for a linear model
-    (``relu`` comes from the model, not the config; b = 0 for a random W)."""
-    out = H @ W + b
-    return Recovery(np.maximum(out, 0.0) if relu else out)
+@METHODS.register("readout", OWN)
+def recover_readout(x: Inputs) -> Recovery:
+    """The model's own decoder on its whole W: ReLU(W.T h + b), or W.T h + b for a
+    linear model (b = 0 for a random W): exactly the model's output."""
+    out = x.H @ x.W + x.b
+    return Recovery(np.maximum(out, 0.0) if x.relu else out)
 
 
 # --- methods that learn the dictionary from H_train alone ------------------------
-
-LEARNED = frozenset({"dict_learning", "ica", "sae"})
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -237,6 +278,7 @@ def _seed(rng: np.random.Generator) -> int:
 
 @METHODS.register(
     "dict_learning",
+    LEARNS,
     alpha=real(0, open_low=True),
     transform_alpha=real(0, open_low=True),
     n_components=optional(integer(1)),
@@ -245,30 +287,31 @@ def _seed(rng: np.random.Generator) -> int:
     positive=boolean,
 )
 def recover_dict_learning(
-    H, W, *, H_train, b, rng, alpha=0.1, transform_alpha=1e-3, n_components=None,
+    x: Inputs, *, alpha=0.1, transform_alpha=1e-3, n_components=None,
     batch_size=256, max_iter=10, positive=True,
 ) -> Recovery:  # fmt: skip
     """Mini-batch dictionary learning (sklearn) on H_train; codes by L1 through it.
 
     ``alpha`` is the sparsity of learning, ``transform_alpha`` that of the test codes
-    (1/2 ||h - D z||^2 + alpha ||z||_1 both). Positive codes need coordinate descent.
+    (1/2 ||h - D z||^2 + alpha ||z||_1 both); n_components defaults to n_features.
+    Positive codes need coordinate descent.
     """
     from sklearn.decomposition import MiniBatchDictionaryLearning, sparse_encode
     from sklearn.exceptions import ConvergenceWarning
 
     model = MiniBatchDictionaryLearning(
-        n_components=n_components or W.shape[1], alpha=alpha, batch_size=batch_size,
+        n_components=n_components or x.n_features, alpha=alpha, batch_size=batch_size,
         max_iter=max_iter, tol=0.0, max_no_improvement=None,  # exactly max_iter passes
         fit_algorithm="cd" if positive else "lars",
-        positive_code=positive, random_state=_seed(rng), n_jobs=1,
+        positive_code=positive, random_state=_seed(x.rng), n_jobs=1,
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
-        D = model.fit(H_train).components_  # (n_atoms, n_neurons), unit rows
+        D = model.fit(x.H_train).components_  # (n_atoms, n_neurons), unit rows
         fit_seconds = time.perf_counter() - start
         codes = sparse_encode(
-            H, D, algorithm="lasso_cd" if positive else "lasso_lars",
+            x.H, D, algorithm="lasso_cd" if positive else "lasso_lars",
             alpha=transform_alpha, positive=positive, n_jobs=1,
         )  # fmt: skip
     info = {"fit_seconds": fit_seconds}
@@ -277,82 +320,35 @@ def recover_dict_learning(
 
 @METHODS.register(
     "ica",
+    LEARNS,
     n_components=optional(integer(1)),
     max_iter=integer(1),
     tol=real(0, open_low=True),
 )
-def recover_ica(
-    H, W, *, H_train, b, rng, n_components=None, max_iter=400, tol=1e-4
-) -> Recovery:
+def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Recovery:
     """FastICA (sklearn) on H_train: at most n_neurons sources, their mean restored."""
     from sklearn.decomposition import FastICA
     from sklearn.exceptions import ConvergenceWarning
 
-    k = min(n_components or H.shape[1], H.shape[1])
+    m = x.H.shape[1]
     ica = FastICA(
-        n_components=k, whiten="unit-variance", max_iter=max_iter, tol=tol,
-        random_state=_seed(rng),
+        n_components=min(n_components or m, m), whiten="unit-variance",
+        max_iter=max_iter, tol=tol, random_state=_seed(x.rng),
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
         start = time.perf_counter()
-        ica.fit(H_train)
+        ica.fit(x.H_train)
         fit_seconds = time.perf_counter() - start
-    codes = H @ ica.components_.T  # the sources without their mean removed
+    codes = x.H @ ica.components_.T  # the sources without their mean removed
     offset = ica.mean_ - ica.mean_ @ ica.components_.T @ ica.mixing_.T
     info = {"converged": float(ica.n_iter_ < max_iter), "fit_seconds": fit_seconds}
     return Recovery(atoms=ica.mixing_, codes=codes, offset=offset, info=info)
 
 
-def recover_trials(
-    name: str, Hs, Ws, *, H_trains, bs, rngs, relus, **params
-) -> list[Recovery]:
-    """Every trial of a cell: one call per trial, or one for all where a method
-    trains its trials together (``BATCHED``; each still sees only its own data).
-    ``relus``: whether each trial's model decodes through a ReLU (for ``readout``)."""
-    if name in BATCHED:
-        return BATCHED[name](Hs, Ws, H_trains=H_trains, rngs=rngs, **params)
-    fn = METHODS[name]
-    takes_relu = "relu" in inspect.signature(fn).parameters
-    calls = zip(Hs, Ws, H_trains, bs, rngs, relus, strict=True)
-    return [
-        fn(
-            H,
-            W,
-            H_train=Ht,
-            b=b,
-            rng=rng,
-            **params,
-            **({"relu": r} if takes_relu else {}),
-        )
-        for H, W, Ht, b, rng, r in calls
-    ]
-
-
-def recover_sae_trials(
-    Hs, Ws, *, H_trains, rngs, expansion, l1, lr, steps, batch_size
-) -> list[Recovery]:
-    """Sparse autoencoders of all trials, trained together (sweep/sae.py)."""
-    k = max(1, round(expansion * Ws[0].shape[1]))
-    start = time.perf_counter()
-    params = train_sae(
-        np.stack(H_trains), rngs=rngs, n_latents=k, l1=l1, lr=lr, steps=steps,
-        batch_size=batch_size,
-    )  # fmt: skip
-    info = {"fit_seconds": (time.perf_counter() - start) / len(Hs)}  # one share each
-    codes = sae_encode(params, np.stack(Hs))
-    return [
-        Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
-                 nonneg=True, info=dict(info))
-        for t in range(len(Hs))
-    ]  # fmt: skip
-
-
-BATCHED = {"sae": recover_sae_trials}
-
-
 @METHODS.register(
     "sae",
+    LEARNS_TOGETHER,
     expansion=real(0, open_low=True),
     l1=real(0),
     lr=real(0, open_low=True),
@@ -360,15 +356,23 @@ BATCHED = {"sae": recover_sae_trials}
     batch_size=integer(1),
 )
 def recover_sae(
-    H, W, *, H_train, b, rng, expansion=1.0, l1=0.3, lr=3e-3, steps=5000,
-    batch_size=256,
-) -> Recovery:  # fmt: skip
-    """A sparse autoencoder trained on H_train (sweep/sae.py); atoms = decoder columns.
+    xs: list[Inputs], *, expansion=1.0, l1=0.3, lr=3e-3, steps=5000, batch_size=256
+) -> list[Recovery]:
+    """Sparse autoencoders (sweep/sae.py) of a cell's trials, trained together on
+    their H_train (each on its own); atoms = decoder columns, codes >= 0.
 
-    n_latents = round(expansion x n_features); the codes are nonnegative.
+    n_latents = round(expansion x n_features).
     """
-    (recovery,) = recover_sae_trials(
-        [H], [W], H_trains=[H_train], rngs=[rng], expansion=expansion, l1=l1, lr=lr,
-        steps=steps, batch_size=batch_size,
+    k = max(1, round(expansion * xs[0].n_features))
+    start = time.perf_counter()
+    params = train_sae(
+        np.stack([x.H_train for x in xs]), rngs=[x.rng for x in xs], n_latents=k,
+        l1=l1, lr=lr, steps=steps, batch_size=batch_size,
     )  # fmt: skip
-    return recovery
+    info = {"fit_seconds": (time.perf_counter() - start) / len(xs)}  # one share each
+    codes = sae_encode(params, np.stack([x.H for x in xs]))
+    return [
+        Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
+                 nonneg=True, info=dict(info))
+        for t in range(len(xs))
+    ]  # fmt: skip

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-ACTIVE = 1e-3  # |x_hat| above this counts as a predicted active feature
+from sweep.thresholds import ACTIVE
 
 
 def recovery_metrics(
@@ -33,15 +33,17 @@ def recovery_metrics(
         "rel_error": _mean(err_norm[live] / x_norm[live]),
         "success_rate": _mean(err_norm[live] <= success_tol * x_norm[live]),
         "frac_zero": float(np.mean(~live)),
-        **support_metrics(X != 0, np.abs(X_hat) > ACTIVE),
+        **support_metrics(np.abs(X) > ACTIVE, np.abs(X_hat) > ACTIVE),
         "r2": 1.0 - _ratio(sq, np.sum((X - X.mean(axis=0)) ** 2)),
-        "r2_h": explained_variance(H, X_hat @ W.T),
+        "r2_h": r_squared(H, X_hat @ W.T),
         "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
     }
 
 
-def explained_variance(H: np.ndarray, H_hat: np.ndarray) -> float:
-    """1 - ||H - H_hat||^2 / ||H - mean(H)||^2 for H, H_hat (n_samples, n_neurons)."""
+def r_squared(H: np.ndarray, H_hat: np.ndarray) -> float:
+    """The coefficient of determination 1 - ||H - H_hat||^2 / ||H - mean(H)||^2 of
+    H, H_hat (n_samples, n_neurons): variance-weighted over neurons, as sklearn's
+    ``r2_score(..., multioutput="variance_weighted")``."""
     return 1.0 - _ratio(np.sum((H - H_hat) ** 2), np.sum((H - H.mean(axis=0)) ** 2))
 
 

@@ -1,4 +1,9 @@
-"""Compression models: W (n_neurons, n_features) and b (n_features,) for each trial."""
+"""Compression models: W (n_neurons, n_features) and b (n_features,) for each trial.
+
+A model is registered with its traits (``ModelTraits``: whether it is trained on the
+cell's data) and takes a ``ModelSpec`` and its tunable parameters as keyword-only
+arguments; it returns one ``Model`` per trial generator.
+"""
 
 import ctypes
 from dataclasses import dataclass, field
@@ -9,13 +14,30 @@ import numpy as np
 from sweep.checks import integer, real
 from sweep.data import sparse_features
 from sweep.registry import Registry
+from sweep.thresholds import REPRESENTED, UNREPRESENTED
 
 MODELS = Registry("model")
 
-# A column of W shorter than this fraction of the longest one is an unrepresented
-# feature: recovered as 0, never normalised.
-UNREPRESENTED = 1e-3
-REPRESENTED_NORM = 0.5  # n_represented of a trained model: features with ||W_i|| > 0.5
+
+@dataclass(frozen=True)
+class ModelTraits:
+    """What a model needs, declared where it is registered."""
+
+    # Trained on the cell's data: its W depends on sparsity / k, so the job caches it
+    # in the sweep folder, shared by every method's cell of the same model keys.
+    trained: bool
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a cell's models are built from: sizes, one generator per trial, and the
+    cell's data distribution (a trained model samples its batches from it)."""
+
+    n_features: int
+    n_neurons: int
+    rngs: list  # one numpy Generator per trial
+    sparsity: float | None = None
+    k: int | None = None
 
 
 @dataclass
@@ -29,11 +51,6 @@ class Model:
     relu: bool = True  # its own decoder: ReLU(W.T h + b), or W.T h + b if False
 
 
-# Models trained on the cell's data: their W depends on sparsity / k, and a trained
-# model is cached in the sweep folder and shared by every method's cell.
-TRAINED = frozenset({"toy_relu", "toy_linear"})
-
-
 def random_model(n_features: int, n_neurons: int, *, rng: np.random.Generator) -> Model:
     """Zero-mean Gaussian W with unit-norm columns, b = 0, uniform importance."""
     W = rng.standard_normal((n_neurons, n_features))
@@ -41,10 +58,10 @@ def random_model(n_features: int, n_neurons: int, *, rng: np.random.Generator) -
     return Model(W=W, b=np.zeros(n_features), importance=np.ones(n_features))
 
 
-@MODELS.register("random")
-def random_models(n_features: int, n_neurons: int, *, rngs) -> list[Model]:
+@MODELS.register("random", ModelTraits(trained=False))
+def random_models(spec: ModelSpec) -> list[Model]:
     """One ``random_model`` per trial generator."""
-    return [random_model(n_features, n_neurons, rng=rng) for rng in rngs]
+    return [random_model(spec.n_features, spec.n_neurons, rng=r) for r in spec.rngs]
 
 
 def represented(W: np.ndarray, tol: float = UNREPRESENTED) -> np.ndarray:
@@ -158,27 +175,17 @@ def _register_toy(name: str, *, relu: bool, doc: str) -> None:
     """Register a toy model: one trained model per trial generator."""
 
     def build(
-        n_features,
-        n_neurons,
-        *,
-        rngs,
-        sparsity,
-        k,
-        importance_decay=0.7,
-        lr=1e-3,
-        weight_decay=0.01,
-        batch_size=1024,
-        steps=10_000,
-        restarts=1,
-    ) -> list[Model]:
+        spec: ModelSpec, *, importance_decay=0.7, lr=1e-3, weight_decay=0.01,
+        batch_size=1024, steps=10_000, restarts=1,
+    ) -> list[Model]:  # fmt: skip
         return toy_models(
-            n_features, n_neurons, rngs=rngs, sparsity=sparsity, k=k,
-            importance_decay=importance_decay, restarts=restarts, relu=relu, lr=lr,
-            weight_decay=weight_decay, batch_size=batch_size, steps=steps,
+            spec.n_features, spec.n_neurons, rngs=spec.rngs, sparsity=spec.sparsity,
+            k=spec.k, importance_decay=importance_decay, restarts=restarts, relu=relu,
+            lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
         )  # fmt: skip
 
     build.__name__, build.__doc__ = name, doc
-    MODELS.register(name, **TOY_CHECKS)(build)
+    MODELS.register(name, ModelTraits(trained=True), **TOY_CHECKS)(build)
 
 
 _register_toy("toy_relu", relu=True, doc="The ReLU output model ReLU(W^T W x + b).")
@@ -241,7 +248,7 @@ def _trained(
     """A trained Model with the paper's per-trial summaries."""
     norms = np.linalg.norm(W, axis=0)
     info = {
-        "n_represented": int(np.sum(norms > REPRESENTED_NORM)),
+        "n_represented": int(np.sum(norms > REPRESENTED)),
         "dims_per_feature": float(W.shape[0] / np.sum(W**2)),
         "train_loss": loss,
     }

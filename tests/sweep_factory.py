@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import figures, load, report
 from sweep.schema import (
     FEATURES_FILE,
     METRIC_COLUMNS,
@@ -41,6 +42,13 @@ DEFAULTS = {
     "success_tol": 0.01,
     "model": "random",
 }
+
+
+def planned_figures(sweep_dir: Path) -> dict[str, figures.Planned]:
+    """The figures the analysis' registry plans for a sweep folder, by file name:
+    each with its caption and ``draw()``, the Figure the analysis writes."""
+    sweep = report.analysed(sweep_dir, load(sweep_dir))
+    return {planned.file: planned for planned in figures.planned(sweep)}
 
 
 def cell_name(keys: Mapping[str, object]) -> str:

@@ -70,3 +70,38 @@ def test_match_maximises_the_total():
     atom_of, matched = match(score)
     # greedy would give feature 0 atom 0 (0.9) and feature 1 atom 1 (0.1): 1.0 total
     assert atom_of.tolist() == [1, 0] and matched.sum() == pytest.approx(1.65)
+
+
+def test_nonnegative_matching_maximises_what_mcc_counts():
+    # cosines (atoms x features) [[0.32, -0.95], [0.95, 0.30]]: the signed sum prefers
+    # atom 0 -> feature 0, atom 1 -> feature 1 (0.62 against 0.01), but an atom
+    # pointing away recovers nothing, and what mcc counts (clipped at 0) prefers
+    # atom 1 -> feature 0 (0.95 against 0.62)
+    W = np.eye(2)
+    atoms = np.array([[0.3, 0.95], [-0.9, 0.3]])
+    atoms /= np.linalg.norm(atoms, axis=0)
+    C = cosines(atoms, W)
+    found = align(atoms, np.ones((2, 2)), W, H=np.ones((2, 2)), nonneg=True)
+    assert found.atom_of.tolist() == [1, -1]  # feature 1: no atom points its way
+    assert found.info["mcc"] == pytest.approx(C[1, 0] / 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_mcc_is_the_best_one_to_one_matching_on_random_draws(seed, nonneg):
+    # against brute force over every assignment of atoms to features
+    from itertools import permutations
+
+    rng = np.random.default_rng(seed)
+    n, k, m = 4, int(rng.integers(2, 6)), 3
+    W, atoms = rng.normal(size=(m, n)), rng.normal(size=(m, k))
+    C = cosines(atoms, W)
+    score = np.clip(C, 0, None) if nonneg else np.abs(C)
+    best = 0.0
+    for chosen in permutations(range(k), min(k, n)):
+        for features in permutations(range(n), len(chosen)):
+            pairs = zip(chosen, features, strict=True)
+            best = max(best, sum(score[a, f] for a, f in pairs) / n)
+    found = align(atoms, np.ones((2, k)), W, H=np.ones((2, m)), nonneg=nonneg)
+    assert found.info["mcc"] == pytest.approx(best, rel=1e-12)
+    assert found.info["mmcs"] == pytest.approx(np.abs(C).max(axis=0).mean())

@@ -11,28 +11,50 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import QuadMesh
+from matplotlib.container import BarContainer
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.testing.compare import compare_images
 
 import analysis
-from analysis import aggregate, report
+from analysis import aggregate, figures, plots, report, style
 from analysis.aggregate import PlotAxes
-from sweep.schema import ANALYSIS_DIR, METRICS_FILE, STATUS_FILE
+from sweep.schema import ANALYSIS_DIR, METRICS_FILE, SAMPLES_FILE, STATUS_FILE
 
 try:
-    from sweep_factory import cell_name, make_sweep
+    from sweep_factory import cell_name, make_sweep, planned_figures
 except ImportError:  # tests/ imported as a package
-    from tests.sweep_factory import cell_name, make_sweep
+    from tests.sweep_factory import cell_name, make_sweep, planned_figures
 
 ROOT = Path(analysis.__file__).resolve().parents[1]
-FILES = [
-    "results.parquet",
-    "capacity.csv",
-    "cells.csv",
-    "report.html",
-    "capacity_number.png",
-    "heatmaps.png",
-    *(f"phase_{metric}.png" for metric in report.PHASE_METRICS),
-    *(f"capacity_{metric}.png" for metric in report.PHASE_METRICS),
-]
+TABLES = ["results.parquet", "capacity.csv", "cells.csv", "report.html"]
+
+
+def written(sweep: Path) -> list[str]:
+    """What an analysis should write: its tables and every planned figure."""
+    return sorted([*TABLES, *planned_figures(sweep)])
+
+
+def panels(fig: Figure) -> list:
+    """The titled panels of a figure (not its colorbars); else its one axes."""
+    return [ax for ax in fig.axes if ax.get_title()] or fig.axes
+
+
+def shown_values(fig: Figure) -> np.ndarray:
+    """The values a figure of a metric shows, sorted: its heat maps' cells, else its
+    bars' heights, else its error-bar lines' points."""
+    values = []
+    for ax in panels(fig):
+        meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+        bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+        if meshes:
+            values += [mesh.get_array().compressed() for mesh in meshes]
+        elif bars:
+            values += [[patch.get_height() for patch in bar] for bar in bars]
+        else:
+            values += [c.lines[0].get_ydata() for c in ax.containers]
+    return np.sort(np.concatenate(values))
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -217,12 +239,82 @@ def test_run_writes_results_and_every_figure(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         out = analysis.run(sweep)
     assert out == sweep / ANALYSIS_DIR
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == written(sweep)
+    data = report.analysed(sweep, analysis.load(sweep))
+    for entry in figures.registered():  # plots.py's; no toy, learned or boundary
+        applies = entry.draw.__module__ == plots.__name__
+        assert bool(entry.files(data)) == applies, entry.name
+    kinds = ("phase", "capacity")
+    metrics = {f"{kind}_{m}.png" for kind in kinds for m in plots.PHASE_METRICS}
+    assert metrics <= set(planned_figures(sweep))
     results = pd.read_parquet(out / "results.parquet")
     cells = {p.parent.name for p in sweep.rglob(METRICS_FILE)}
     assert len(results) == 12 and set(results["cell_dir"]) == cells
     assert errors(caplog) == []
-    assert all(str(out / file) in caplog.text for file in FILES)
+    assert all(str(out / file) in caplog.text for file in written(sweep))
+
+
+def test_phase_diagram_shows_the_mean_of_each_cell(tmp_path):
+    sweep = make_sweep(tmp_path)
+    out = analysis.run(sweep)
+    results = pd.read_parquet(out / "results.parquet")
+    fig = planned_figures(sweep)["phase_success_rate.png"].draw()
+    assert [ax.get_title() for ax in panels(fig)] == ["method=lstsq", "method=omp"]
+    for ax, (_, rows) in zip(panels(fig), results.groupby("method"), strict=True):
+        grid = rows.pivot(index="neurons", columns="sparsity", values="success_rate")
+        (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+        np.testing.assert_array_equal(mesh.get_array(), grid.to_numpy())
+        corners = mesh.get_coordinates()  # (rows + 1, columns + 1, 2): x, y
+        x_edges, y_edges = corners[0, :, 0], corners[:, 0, 1]  # each cell's own
+        for edges, values in ((x_edges, grid.columns), (y_edges, grid.index)):
+            assert (edges[:-1] < values).all() and (values < edges[1:]).all()
+        (contour,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+        assert list(contour.levels) == [0.5]
+
+
+def test_capacity_figures_show_the_means_and_capacity_csv(tmp_path):
+    sweep = make_sweep(tmp_path)
+    out = analysis.run(sweep)
+    results = pd.read_parquet(out / "results.parquet")
+    drawn = planned_figures(sweep)
+    fig = drawn["capacity_success_rate.png"].draw()
+    for ax, (_, rows) in zip(panels(fig), results.groupby("method"), strict=True):
+        lines = [c.lines[0].get_xydata() for c in ax.containers]  # a line per sparsity
+        expected = [
+            at.sort_values("neurons")[["neurons", "success_rate"]].to_numpy()
+            for _, at in rows.groupby("sparsity")
+        ]
+        np.testing.assert_array_equal(lines, expected)
+    capacity = pd.read_csv(out / "capacity.csv")
+    (ax,) = drawn["capacity_number.png"].draw().axes
+    lines = ax.get_lines()
+    assert [line.get_label().split(" ")[0] for line in lines] == [
+        "method=lstsq", "method=omp",
+    ]  # fmt: skip
+    for line, (_, rows) in zip(lines, capacity.groupby("method"), strict=True):
+        expected = rows.sort_values("neurons")[["neurons", aggregate.CAPACITY]]
+        np.testing.assert_array_equal(line.get_xydata(), expected.to_numpy())
+
+
+def test_heatmaps_show_x_and_each_methods_x_hat(tmp_path):
+    sweep = make_sweep(tmp_path)
+    out = analysis.run(sweep)
+    results = pd.read_parquet(out / "results.parquet")
+    (cells,) = aggregate.representative_cells(results, aggregate.choose_axes(results))
+    fig = planned_figures(sweep)["heatmaps.png"].draw()
+    shown = [ax for ax in fig.axes if ax.images]
+    expected, titles = [], []
+    for i, cell in enumerate(cells.itertuples()):
+        samples = pd.read_parquet(sweep / cell.cell_dir / SAMPLES_FILE)
+        wide = samples.pivot(index="sample", columns="feature")
+        if i == 0:  # X, the same for every method
+            expected.append(wide["true"].to_numpy())
+            titles.append("true X\nneurons=10, sparsity=0.01")  # the middle cell
+        expected.append(wide["recovered"].to_numpy())
+        titles.append(f"recovered X_hat\nmethod={cell.method}")
+    assert [ax.get_title() for ax in shown] == titles
+    for ax, X in zip(shown, expected, strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array(), X)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +343,12 @@ def test_run_on_other_grids_draws_every_figure(tmp_path, caplog, grid, x, y):
     axes = aggregate.choose_axes(results)
     assert (axes.x, axes.y) == (x, y)
     assert errors(caplog) == []
-    assert all((out / file).stat().st_size > 0 for file in FILES)
+    assert sorted(p.name for p in out.iterdir()) == written(sweep)
+    for metric in ("success_rate", "nmse"):  # heat maps, lines or bars of each cell
+        fig = planned_figures(sweep)[f"phase_{metric}.png"].draw()
+        floor = plots.NMSE_FLOOR if metric == "nmse" else -np.inf
+        expected = np.sort(np.maximum(results[metric], floor))
+        np.testing.assert_allclose(shown_values(fig), expected, rtol=1e-12)
 
 
 def test_run_twice_gives_identical_files(tmp_path):
@@ -260,9 +357,50 @@ def test_run_twice_gives_identical_files(tmp_path):
         failed_cells=(cell_name({"method": "lstsq", "neurons": 20, "sparsity": 0.1}),),
     )
     out = analysis.run(sweep)
-    first = {file: (out / file).read_bytes() for file in FILES}
+    first = {file: (out / file).read_bytes() for file in written(sweep)}
     analysis.run(sweep)  # the analysis folder must not be read as a cell
-    assert {file: (out / file).read_bytes() for file in FILES} == first
+    assert {file: (out / file).read_bytes() for file in written(sweep)} == first
+
+
+def test_a_failed_figure_costs_itself_and_stale_figures_go(
+    tmp_path, caplog, monkeypatch
+):
+    """A figure that raises is logged and not written (nor left from before); the
+    files of registered figures this analysis does not draw are removed."""
+    sweep = make_sweep(tmp_path)
+    out = analysis.run(sweep)
+    for stale in ("boundary.png", "toy_weights_model=toy_relu.png", "mine.png"):
+        (out / stale).write_bytes(b"an earlier analysis")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot draw")
+
+    monkeypatch.setattr(plots, "heatmap_figure", broken)
+    with caplog.at_level(logging.INFO):
+        analysis.run(sweep)
+    assert f"could not draw {out / 'heatmaps.png'}" in errors(caplog)
+    drawn = [f for f in written(sweep) if f != "heatmaps.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*drawn, "mine.png"])
+    page = (out / "report.html").read_text()
+    assert "<code>heatmaps.png</code>" not in page
+    assert "<code>phase_nmse.png</code>" in page
+
+
+def test_load_reads_trials_and_cells_and_writes_nothing(tmp_path):
+    failed = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.01})
+    sweep = make_sweep(tmp_path, failed_cells=(failed,))
+    before = {p: p.stat().st_mtime_ns for p in sweep.rglob("*")}
+    trials, cells = analysis.load(sweep)
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("*")} == before
+    assert len(trials) == 11 * 3 and (trials["status"] == "ok").all()
+    assert failed not in set(trials["cell_dir"])
+    for _, rows in trials.groupby("cell_dir"):  # each trial as its metrics.parquet
+        metrics = pd.read_parquet(sweep / rows["cell_dir"].iloc[0] / METRICS_FILE)
+        assert rows["trial"].tolist() == metrics["trial"].tolist() == [0, 1, 2]
+        for column in ("neurons", "sparsity", "method", "success_rate", "nmse"):
+            assert rows[column].tolist() == metrics[column].tolist()
+    out = analysis.run(sweep)
+    pd.testing.assert_frame_equal(cells, pd.read_parquet(out / "results.parquet"))
 
 
 def test_find_latest_sweep_by_timestamp_never_reference(tmp_path):
@@ -288,5 +426,10 @@ def test_cli_on_a_sweep_exits_0(tmp_path):
     sweep = make_sweep(tmp_path, neurons=(5, 10), trials=2)
     done = run_cli(str(sweep), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert str(sweep / ANALYSIS_DIR) in done.stdout
-    assert (sweep / ANALYSIS_DIR / "phase_success_rate.png").exists()
+    out = sweep / ANALYSIS_DIR
+    assert str(out) in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == written(sweep)
+    here = tmp_path / "drawn_here.png"  # the picture of the registered figure
+    fig = planned_figures(sweep)["phase_success_rate.png"].draw()
+    fig.savefig(here, dpi=style.DPI, format="png")
+    assert compare_images(here, out / "phase_success_rate.png", tol=0.01) is None

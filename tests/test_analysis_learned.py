@@ -18,6 +18,11 @@ from analysis import aggregate, learned
 from sweep import align, job
 from sweep.schema import COSINES_FILE, FEATURES_FILE
 
+try:
+    from sweep_factory import planned_figures
+except ImportError:  # tests/ imported as a package
+    from tests.sweep_factory import planned_figures
+
 METHODS = {
     "ica": {"name": "ica", "n_components": None, "max_iter": 400, "tol": 1e-4},
     "dict_learning": {
@@ -64,6 +69,14 @@ def run_analysis(sweep: Path, caplog) -> Path:
         out = analysis.run(sweep)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     return out
+
+
+def shown_cosines(sweep: Path) -> dict[str, np.ndarray]:
+    """learned_cosines.png as the analysis draws it: each panel's image by the
+    first line of its title (method=..., n_features=...)."""
+    fig = planned_figures(sweep)[learned.FILE].draw()
+    shown = [ax for ax in fig.axes if ax.images]
+    return {ax.get_title().split("\n")[0]: ax.images[0].get_array() for ax in shown}
 
 
 def permuted_cosines(rng, atom_of, n_atoms):
@@ -150,12 +163,19 @@ def test_figure_builds_with_no_readable_panel():
 def test_figure_is_written_for_a_learned_sweep(tmp_path, caplog):
     sweep = make_sweep(tmp_path, ["ica", "dict_learning", "lstsq"], neurons=(4, 6, 8))
     out = run_analysis(sweep, caplog)
-    assert (out / learned.FILE).stat().st_size > 0
+    assert (out / learned.FILE).is_file()
     results = pd.read_parquet(out / "results.parquet")
     cells = learned.learned_cells(results, aggregate.choose_axes(results))
     # one cell per learned method, the middle neurons; lstsq has no mcc
     assert cells["method"].tolist() == ["dict_learning", "ica"]
     assert (cells["neurons"] == 6).all()
+    shown = shown_cosines(sweep)  # a panel per cell: its |cos| in matched order
+    assert list(shown) == [
+        f"method={m}, n_features=8, neurons=6, sparsity=0.1" for m in cells["method"]
+    ]
+    for image, cell_dir in zip(shown.values(), cells["cell_dir"], strict=True):
+        M = learned.cosine_panel(sweep / cell_dir, "").M
+        np.testing.assert_array_equal(image, M)
     panel = learned.cosine_panel(sweep / cells[aggregate.CELL_DIR][1], "ica")
     features = pd.read_parquet(sweep / cells[aggregate.CELL_DIR][1] / FEATURES_FILE)
     trial0 = features[features["trial"] == 0]
@@ -171,9 +191,12 @@ def test_figure_is_written_for_a_learned_sweep(tmp_path, caplog):
 
 
 def test_no_figure_for_a_known_dictionary_sweep(tmp_path, caplog):
-    out = run_analysis(make_sweep(tmp_path, ["lstsq"], neurons=(4, 6)), caplog)
+    sweep = make_sweep(tmp_path, ["lstsq"], neurons=(4, 6))
+    out = run_analysis(sweep, caplog)
     assert not (out / learned.FILE).exists()
-    assert (out / "heatmaps.png").exists()  # the rest is drawn
+    drawn = planned_figures(sweep)
+    assert learned.FILE not in drawn and "heatmaps.png" in drawn
+    assert all((out / file).is_file() for file in drawn)  # the rest is drawn
 
 
 @pytest.mark.parametrize("damage", ["missing", "unreadable"])
@@ -185,7 +208,11 @@ def test_a_bad_cosines_file_costs_its_panel_only(tmp_path, caplog, damage):
     else:
         broken.write_bytes(b"not parquet")
     out = run_analysis(sweep, caplog)
-    assert (out / learned.FILE).stat().st_size > 0
+    assert (out / learned.FILE).is_file()
+    ((title, image),) = shown_cosines(sweep).items()  # dict_learning's panel only
+    assert title.startswith("method=dict_learning,")
+    good = sweep / "method=dict_learning,neurons=6,sparsity=0.1"
+    np.testing.assert_array_equal(image, learned.cosine_panel(good, "").M)
     warnings = [r.getMessage() for r in caplog.records if r.name == learned.log.name]
     assert any("no cosines for method=ica" in w for w in warnings)
     assert not any("dict_learning" in w for w in warnings)

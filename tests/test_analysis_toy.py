@@ -11,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
+from matplotlib.quiver import Quiver
 
 import analysis
 from analysis import aggregate, toy
 from sweep import job
 from sweep.schema import FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
+
+try:
+    from sweep_factory import planned_figures
+except ImportError:  # tests/ imported as a package
+    from tests.sweep_factory import planned_figures
 
 TOY_MODEL = {
     "name": "toy_relu",
@@ -62,6 +67,23 @@ def make_toy_sweep(root: Path, grid: dict, **fixed) -> Path:
 
 def toy_figures(out: Path) -> list[str]:
     return sorted(p.name for p in out.glob("toy_*.png"))
+
+
+def grams(fig) -> list[np.ndarray]:
+    """The W^T W images of a toy_weights figure, left to right."""
+    return [ax.images[0].get_array() for ax in fig.axes if ax.images]
+
+
+def norm_bars(fig) -> list[list[float]]:
+    """The ||W_i|| bar lengths of a toy_weights figure, a list per column."""
+    bars = [ax for ax in fig.axes if ax.get_xlabel() == r"$\|W_i\|$"]
+    return [[bar.get_width() for bar in ax.patches] for ax in bars]
+
+
+def arrows(fig) -> list[np.ndarray]:
+    """The arrows of a toy_directions figure, (2, n_features) per panel."""
+    found = [c for ax in fig.axes for c in ax.collections if isinstance(c, Quiver)]
+    return [np.stack([quiver.U, quiver.V]) for quiver in found]
 
 
 def run_analysis(sweep: Path, caplog) -> Path:
@@ -120,9 +142,13 @@ def test_gram_is_w_transpose_w(rng):
 def test_figures_build_from_hand_made_arrays(rng):
     W = rng.standard_normal((2, 5))
     column = toy.WeightsColumn("S=0.9", toy.gram(W), np.linalg.norm(W, axis=0), W[0])
-    assert isinstance(toy.weights_figure([column] * 3, what="w"), Figure)
-    assert isinstance(toy.directions_figure([("S=0.9", W)], what="d"), Figure)
-    assert isinstance(toy.weights_figure([], what="nothing readable"), Figure)
+    fig = toy.weights_figure([column] * 3, what="w")
+    np.testing.assert_array_equal(grams(fig), [W.T @ W] * 3)
+    np.testing.assert_array_equal(norm_bars(fig), [np.linalg.norm(W, axis=0)] * 3)
+    fig = toy.directions_figure([("S=0.9", W)], what="d")
+    np.testing.assert_array_equal(arrows(fig), [W])
+    empty = toy.weights_figure([], what="nothing readable")
+    assert empty.axes[0].texts[0].get_text() == "no trained weights could be read"
 
 
 # --- from a real sweep's files -------------------------------------------------------
@@ -162,7 +188,8 @@ def test_one_cell_per_model_configuration(tmp_path):
 
 def test_sparsity_sweep_of_two_neurons_draws_directions(tmp_path, caplog):
     grid = {"sparsity": (1, 0.1), "model": ("toy_relu", "toy_linear")}
-    out = run_analysis(make_toy_sweep(tmp_path, grid), caplog)
+    sweep = make_toy_sweep(tmp_path, grid)
+    out = run_analysis(sweep, caplog)
     assert toy_figures(out) == [
         "toy_dimensionality.png",
         "toy_directions.png",
@@ -170,7 +197,21 @@ def test_sparsity_sweep_of_two_neurons_draws_directions(tmp_path, caplog):
         "toy_weights_model=toy_linear.png",
         "toy_weights_model=toy_relu.png",
     ]
-    assert all((out / name).stat().st_size > 0 for name in toy_figures(out))
+    drawn = planned_figures(sweep)
+    assert toy_figures(out) == sorted(f for f in drawn if f.startswith("toy_"))
+    results = pd.read_parquet(out / "results.parquet")
+    cells = toy.trained_cells(sweep, results).sort_values(["model", "S"])
+    W = {cell.cell_dir: toy.load_weights(sweep / cell.cell_dir) for cell in
+         cells.itertuples()}  # fmt: skip
+    # a panel per cell, sorted by model then S: the columns of its trial-0 W
+    directions = arrows(drawn["toy_directions.png"].draw())
+    np.testing.assert_array_equal(directions, list(W.values()))
+    for model, rows in cells.groupby("model"):  # a column per S: W^T W, ||W_i||
+        fig = drawn[f"toy_weights_model={model}.png"].draw()
+        shown = [W[cell_dir] for cell_dir in rows["cell_dir"]]
+        np.testing.assert_allclose(grams(fig), [w.T @ w for w in shown], atol=1e-12)
+        norms = [np.linalg.norm(w, axis=0) for w in shown]
+        np.testing.assert_allclose(norm_bars(fig), norms, rtol=1e-6)
 
 
 def test_no_directions_without_two_neurons(tmp_path, caplog):

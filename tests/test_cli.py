@@ -7,11 +7,11 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, failing, run_cli
 
 from sweep import schema
-from sweep.grid import expand_cells, plan, validate_argv
-from sweep.job import FAIL_ENV
+from sweep.command import validate_argv
+from sweep.grid import expand_cells, options, plan
 from sweep.methods import METHODS
 
 SMOKE = "n_features=20,n_samples=40,n_train=100"  # the smoke preset's constants
@@ -40,7 +40,7 @@ def test_smoke_sweep_runs_every_method(smoke):
     sweep_dir, out = smoke
     assert out.returncode == 0, out.stderr[-3000:]
     cells = _cells(sweep_dir)
-    assert len(cells) == 2 * 2 * len(METHODS)
+    assert len(cells) == 2 * 2 * len(options("method"))  # every method file
     assert {c.split(",")[0] for c in cells} == {f"method={m}" for m in METHODS}
     log = out.stdout + out.stderr
     assert f"{len(cells)} cells: {len(cells)} ok, 0 failed, 0 cached" in log
@@ -51,21 +51,34 @@ def test_smoke_sweep_runs_every_method(smoke):
 
 
 def test_smoke_sweep_is_analysed(smoke):
+    """Every registered figure whose condition holds for the smoke sweep is written,
+    with its caption on report.html; all but the toy models' apply."""
+    import html
+
+    import numpy as np
+    from matplotlib.collections import QuadMesh
+
+    from analysis import figures, load, report
+
     sweep_dir, out = smoke
     analysis = sweep_dir / schema.ANALYSIS_DIR
     results = pd.read_parquet(analysis / "results.parquet")
     assert len(results) == len(_cells(sweep_dir))
-    for name in (
-        "phase_success_rate",
-        "phase_nmse",
-        "phase_support_f1",
-        "capacity_success_rate",
-        "heatmaps",
-        "phase_mcc",
-        "capacity_n_recovered",
-        "learned_cosines",
-    ):
-        assert (analysis / f"{name}.png").stat().st_size > 1000, name
+    data = report.analysed(sweep_dir, load(sweep_dir))
+    planned = {figure.file: figure for figure in figures.planned(data)}
+    assert sorted(p.name for p in analysis.glob("*.png")) == sorted(planned)
+    page = (analysis / report.REPORT_FILE).read_text()
+    for file, figure in planned.items():
+        assert f"<code>{file}</code>: {html.escape(figure.caption)}" in page
+    skipped = {e.draw.__module__ for e in figures.registered() if not e.files(data)}
+    assert skipped <= {"analysis.toy"}  # model=random: no trained W
+    learned = {"phase_mcc.png", "capacity_n_recovered.png", "learned_cosines.png"}
+    assert learned <= set(planned)
+    fig = planned["phase_mcc.png"].draw()  # the learned methods' cells, their mcc
+    meshes = [c for ax in fig.axes[:-1] for c in ax.collections
+              if isinstance(c, QuadMesh)]  # fmt: skip
+    shown = np.concatenate([mesh.get_array().compressed() for mesh in meshes])
+    np.testing.assert_array_equal(np.sort(shown), np.sort(results["mcc"].dropna()))
     assert str(analysis) in out.stdout + out.stderr
 
 
@@ -164,17 +177,18 @@ def test_failed_cell_gives_exit_1_and_the_rest_finishes(tmp_path):
         "-m",
         "experiment=smoke",
         "method=omp,lstsq",
-        f"hydra.sweep.dir={tmp_path}",
-        env={FAIL_ENV: "method=lstsq"},
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        env=failing(tmp_path / "hook", method="lstsq"),
     )
     assert out.returncode == 1, out.stderr[-2000:]
     log = out.stdout + out.stderr
     assert "8 cells: 4 ok, 4 failed, 0 cached" in log
-    failed = tmp_path / CELL.replace("method=omp", "method=lstsq")
+    sweep_dir = tmp_path / "s"
+    failed = sweep_dir / CELL.replace("method=omp", "method=lstsq")
     assert f"failed {failed.name}: RuntimeError: injected" in log
-    status = json.loads((tmp_path / CELL / schema.STATUS_FILE).read_text())
+    status = json.loads((sweep_dir / CELL / schema.STATUS_FILE).read_text())
     assert status["status"] == "ok"
-    assert (tmp_path / schema.ANALYSIS_DIR / "results.parquet").exists()
+    assert (sweep_dir / schema.ANALYSIS_DIR / "results.parquet").exists()
     assert (
         "Traceback"
         in json.loads((failed / schema.STATUS_FILE).read_text())["traceback"]
@@ -192,10 +206,11 @@ def test_single_run(tmp_path):
 
 
 def test_single_run_failure_exit_1(tmp_path):
-    out = run_cli(
-        "sweep", "trials=1", f"hydra.run.dir={tmp_path}", env={FAIL_ENV: "trials=1"}
-    )
-    assert out.returncode == 1
+    env = failing(tmp_path / "hook", trials=1)
+    out = run_cli("sweep", "trials=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    assert out.returncode == 1 and "RuntimeError: injected failure" in out.stdout
+    assert run_cli("sweep", "trials=2", f"hydra.run.dir={tmp_path / 'q'}",
+                   env=env).returncode == 0  # the control: a cell it does not match
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from hydra import compose, initialize_config_dir
 
 from sweep import CONF_DIR, OUTPUTS_DIR
 from sweep.__main__ import with_default_dirs
+from sweep.command import validate_argv
 from sweep.config import flatten, validate_cell
-from sweep.grid import validate_argv
+from sweep.grid import expand_cells
 from sweep.methods import METHODS
 
 
@@ -38,7 +39,8 @@ def test_default_grid_and_smoke_grid():
     params = _compose().hydra.sweeper.params
     assert set(params) == {"neurons", "sparsity", "method"}
     smoke = _compose("experiment=smoke")
-    assert set(smoke.hydra.sweeper.params.method.split(",")) == set(METHODS)
+    cells = expand_cells(["experiment=smoke"], multirun=True)
+    assert {cell.flat["method"] for cell in cells} == set(METHODS)  # each registered
     assert smoke.n_features == 20
 
 
@@ -183,7 +185,7 @@ def test_default_dirs_are_under_project_outputs():
 
 
 def test_flags_are_read_as_hydra_reads_them():
-    from sweep.grid import read_argv
+    from sweep.command import read_argv
 
     args = read_argv(["-m", "-cn", "config", "neurons=5", "--cfg=job", "--info"])
     assert args.multirun and args.overrides == ["neurons=5"]
@@ -234,7 +236,7 @@ def test_model_registry_matches_config_files():
     ],
 )
 def test_group_parameters_reach_every_job_of_a_swept_group(argv, forced):
-    from sweep.grid import force_group_params
+    from sweep.command import force_group_params
 
     out = force_group_params(argv)
     assert ("++model.steps=50" in out) == forced

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, hooked, run_cli
 from test_config import BAD
 
 from sweep import job, schema
@@ -273,10 +273,7 @@ job.run = run
 
 
 def _run_hooked(tmp_path, hook: str, *args):
-    folder = tmp_path / "hook"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(hook)
-    return run_cli("sweep", *args, env={"PYTHONPATH": str(folder)})
+    return run_cli("sweep", *args, env=hooked(tmp_path / "hook", hook))
 
 
 def test_a_worker_that_dies_after_its_cell_finished_keeps_the_result(tmp_path):

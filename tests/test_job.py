@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import job, schema
-from sweep.methods import METHODS
+from sweep import job, pipeline, schema
+from sweep.methods import METHODS, Recovery
 
 TIMINGS = ["fit_seconds", "recover_seconds"]
 
@@ -50,7 +50,7 @@ def test_writes_every_file_and_column(tmp_path):
     assert set(schema.FEATURE_COLUMNS) <= set(features)
     samples = read(tmp_path, schema.SAMPLES_FILE)
     assert list(samples) == list(schema.SAMPLE_COLUMNS)
-    assert len(samples) == job.N_SHOWN * 30
+    assert len(samples) == pipeline.N_SHOWN * 30
     stored = json.loads((tmp_path / schema.STATUS_FILE).read_text())
     assert stored["schema_version"] == schema.SCHEMA_VERSION
     assert stored["config"]["method"] == "omp" and "numpy" in stored["versions"]
@@ -88,22 +88,23 @@ def test_methods_see_identical_h_h_train_and_w_with_noise(tmp_path, monkeypatch)
     seen = {}
 
     def recorder(name):
-        def method(H, W, *, H_train, b, rng, **params):
-            seen[name] = (H, H_train, W)
-            return METHODS["lstsq"](H, W, H_train=H_train, b=b, rng=rng)
+        def method(x, **params):
+            seen[name] = x
+            return Recovery(np.zeros((x.H.shape[0], x.n_features)))
 
         return method
 
-    monkeypatch.setitem(METHODS, "omp", recorder("omp"))
-    monkeypatch.setitem(METHODS, "readout", recorder("readout"))
-    job.run(cell(noise=0.1, trials=1), tmp_path / "a")
-    job.run(cell(noise=0.1, trials=1, method={"name": "readout"}), tmp_path / "b")
-    for x, y in zip(seen["omp"], seen["readout"], strict=True):
-        assert np.array_equal(x, y)
-    H, H_train, W = seen["omp"]
+    for name in ("omp", "readout", "ica"):  # each kind of method: what it is given
+        monkeypatch.setitem(METHODS, name, recorder(name))
+        job.run(cell(noise=0.1, trials=1, method={"name": name}), tmp_path / name)
+    omp, readout, ica = seen["omp"], seen["readout"], seen["ica"]
+    assert np.array_equal(omp.H, readout.H) and np.array_equal(omp.H, ica.H)
+    assert np.array_equal(omp.W, readout.W)  # a random W: every column represented
+    assert ica.W is None and omp.H_train is None  # a learner sees no W
+    H, H_train, W = omp.H, ica.H_train, omp.W
     assert H.shape == (50, 12) and H_train.shape == (20, 12)
     # the noise is there: H is not exactly X @ W.T
-    X = read(tmp_path / "a", schema.SAMPLES_FILE).pivot(
+    X = read(tmp_path / "omp", schema.SAMPLES_FILE).pivot(
         index="sample", columns="feature", values="true"
     )
     assert not np.allclose(H[: len(X)], X.to_numpy() @ W.T)
@@ -126,7 +127,7 @@ def test_same_command_twice_same_metrics(tmp_path):
 
 
 def test_a_failing_method_becomes_failed_rows(tmp_path, monkeypatch):
-    def broken(H, W, *, H_train, b, rng, tol, n_nonzero_coefs):
+    def broken(x, *, tol, n_nonzero_coefs):
         raise np.linalg.LinAlgError("singular matrix\nsecond line")
 
     monkeypatch.setitem(METHODS, "omp", broken)
@@ -139,13 +140,6 @@ def test_a_failing_method_becomes_failed_rows(tmp_path, monkeypatch):
     assert metrics["mse"].isna().all()
     stored = json.loads((tmp_path / schema.STATUS_FILE).read_text())
     assert "Traceback" in stored["traceback"] and "broken" in stored["traceback"]
-
-
-def test_injected_failure_switch(tmp_path, monkeypatch):
-    monkeypatch.setenv(job.FAIL_ENV, "method=lstsq")
-    assert job.run(cell(), tmp_path / "a", cell="method=omp")["status"] == "ok"
-    failed = job.run(cell(), tmp_path / "b", cell="method=lstsq,neurons=5")
-    assert failed["status"] == "failed" and "injected" in failed["error"]
 
 
 def test_finished_cell_is_cached_and_another_config_is_refused(tmp_path):
@@ -162,9 +156,12 @@ def test_finished_cell_is_cached_and_another_config_is_refused(tmp_path):
 
 
 def test_failed_cell_is_run_again(tmp_path, monkeypatch):
-    monkeypatch.setenv(job.FAIL_ENV, "c")
-    assert job.run(cell(), tmp_path, cell="c")["status"] == "failed"
-    monkeypatch.delenv(job.FAIL_ENV)
+    def broken(flat, cache_dir=None):
+        raise RuntimeError("injected failure")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(job, "run_trials", broken)
+        assert job.run(cell(), tmp_path, cell="c")["status"] == "failed"
     assert job.run(cell(), tmp_path, cell="c")["status"] == "ok"
     assert read(tmp_path)["status"].eq("ok").all()
 
@@ -190,3 +187,19 @@ def test_a_cell_past_its_timeout_fails_and_the_next_runs(tmp_path):
 def test_the_timeout_is_not_part_of_the_cell(tmp_path):
     job.run(cell(), tmp_path)
     assert job.run(cell(cell_timeout_s=100.0), tmp_path)["status"] == "cached"
+
+
+def test_one_cell_from_python_equals_the_cell_the_job_writes(tmp_path):
+    from sweep.pipeline import run_cell
+
+    keys = {"n_features": 30, "neurons": 12, "sparsity": 0.1, "trials": 2,
+            "n_samples": 50, "n_train": 20}  # fmt: skip
+    rows = run_cell("method=lasso", "method.alpha=0.01", **keys)
+    assert len(rows) == 2 and rows["status"].eq("ok").all()
+    cfg = cell(trials=2, method={"name": "lasso", "alpha": 0.01, "positive": False,
+                                 "max_iter": 1000, "tol": 1e-6})  # fmt: skip
+    job.run(cfg, tmp_path, cell=rows["cell"][0])
+    written = read(tmp_path).drop(columns=TIMINGS)
+    pd.testing.assert_frame_equal(rows.drop(columns=TIMINGS), written)
+    with pytest.raises(ValueError, match="neurons=0: allowed is an integer >= 1"):
+        run_cell(neurons=0)  # checked as on the command line

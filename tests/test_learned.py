@@ -4,14 +4,17 @@ impossible cases, ICA's limits, and the pipeline on both kinds of model."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_method
 from threadpoolctl import threadpool_limits
 
-from sweep import job, schema
+from sweep import job, methods, schema
 from sweep.align import align
 from sweep.data import sparse_features
-from sweep.methods import LEARNED, METHODS
+from sweep.methods import ACTIVATIONS, METHODS, Inputs
 from sweep.metrics import recovery_metrics
 from sweep.models import random_model
+
+LEARNED = METHODS.having(uses=ACTIVATIONS)
 
 # Pinned settings. With as many atoms as features, dict_learning recovers 14-19 of 20
 # features here (5 seeds measured) and sae 17-20 (40 seeds: 18 or more in 38); with
@@ -35,7 +38,7 @@ def learn(name, *, n, m, sparsity, seed, n_train=2000, **params):
     X_train = sparse_features(n_train, n, rng=rng, sparsity=sparsity)
     X = sparse_features(300, n, rng=rng, sparsity=sparsity)
     H = X @ W.T
-    out = METHODS[name](H, W, H_train=X_train @ W.T, b=None, rng=rng, **params)
+    out = run_method(name, H, W, rng, H_train=X_train @ W.T, **params)
     found = align(out.atoms, out.codes, W, H=H, offset=out.offset, nonneg=out.nonneg)
     score = recovery_metrics(
         X, found.X_hat, H=H, W=W, importance=np.ones(n), success_tol=0.01
@@ -73,21 +76,23 @@ def test_ica_finds_at_most_neurons_features_when_compressed():
     )
 
 
-@pytest.mark.parametrize("name", sorted(LEARNED & set(METHODS)))
-def test_learned_methods_never_look_at_w(name):
+@pytest.mark.parametrize("name", LEARNED)
+def test_learned_methods_are_never_given_w(name):
     rng = np.random.default_rng(3)
-    H_train = rng.random((300, 6))
-    H = rng.random((20, 6))
-    outs = [
-        METHODS[name](H, W, H_train=H_train, b=None, rng=np.random.default_rng(0))
-        for W in (rng.normal(size=(6, 9)), np.zeros((6, 9)))
-    ]
+    H_train, H = rng.random((300, 6)), rng.random((20, 6))
+    outs = []
+    for W in (rng.normal(size=(6, 9)), np.zeros((6, 9))):
+        model = random_model(9, 6, rng=rng)
+        inputs = methods.given(name, H, model=model, known=W, H_train=H_train,
+                               rng=np.random.default_rng(0))  # fmt: skip
+        assert inputs.W is None and inputs.n_features == 9
+        outs.append(methods.recover(name, inputs))
     assert np.array_equal(outs[0].atoms, outs[1].atoms)
     assert np.array_equal(outs[0].codes, outs[1].codes)
 
 
 @pytest.mark.parametrize("model", ["random", "toy_relu"])
-@pytest.mark.parametrize("method", sorted(LEARNED & set(METHODS)))
+@pytest.mark.parametrize("method", LEARNED)
 def test_learned_methods_in_a_cell_on_both_models(tmp_path, model, method):
     model_cfg = {"name": model}
     if model == "toy_relu":
@@ -118,20 +123,16 @@ def test_learned_methods_in_a_cell_on_both_models(tmp_path, model, method):
 
 
 def test_sae_trials_train_together_as_they_would_alone(tmp_path):
-    from sweep.methods import recover_sae_trials
-
+    assert METHODS.traits["sae"].together
     rng = np.random.default_rng(5)
-    Hs = [rng.random((30, 6)) for _ in range(3)]
-    H_trains = [rng.random((200, 6)) for _ in range(3)]
-    Ws = [np.zeros((6, 8))] * 3
+    inputs = [
+        Inputs(rng.random((30, 6)), 8, np.random.default_rng(seed),
+               H_train=rng.random((200, 6)))
+        for seed in (1, 2, 3)
+    ]  # fmt: skip
     params = {"expansion": 1.0, "l1": 0.1, "lr": 3e-3, "steps": 200, "batch_size": 32}
-    together = recover_sae_trials(
-        Hs, Ws, H_trains=H_trains,
-        rngs=[np.random.default_rng(s) for s in (1, 2, 3)], **params,
-    )  # fmt: skip
-    alone = METHODS["sae"](
-        Hs[1], Ws[1], H_train=H_trains[1], b=None, rng=np.random.default_rng(2),
-        **params,
-    )  # fmt: skip
+    together = methods.recover_trials("sae", inputs, **params)
+    again = Inputs(inputs[1].H, 8, np.random.default_rng(2), H_train=inputs[1].H_train)
+    alone = methods.recover("sae", again, **params)
     assert np.array_equal(together[1].atoms, alone.atoms)
     assert np.array_equal(together[1].codes, alone.codes)

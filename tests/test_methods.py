@@ -3,13 +3,14 @@ import inspect
 import numpy as np
 import pytest
 import yaml
+from conftest import run_method
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sweep import CONF_DIR
 from sweep.align import recovered
 from sweep.data import sparse_features
-from sweep.methods import METHODS
+from sweep.methods import METHODS, MethodTraits
 from sweep.metrics import recovery_metrics
 from sweep.models import random_model
 from sweep.registry import Registry
@@ -17,8 +18,7 @@ from sweep.registry import Registry
 
 def recover(name, X, W, rng, **params):
     H = X @ W.T
-    out = METHODS[name](H, W, H_train=H, b=np.zeros(W.shape[1]), rng=rng, **params)
-    return recovered(out, W, H=H)[0]
+    return recovered(run_method(name, H, W, rng, **params), W, H=H)[0]
 
 
 def success(name, *, n, m, rng, n_samples=300, **data):
@@ -60,27 +60,29 @@ def test_yaml_states_every_default(name):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_signature(name):
-    params = inspect.signature(METHODS[name]).parameters
-    assert list(params)[:2] == ["H", "W"]
-    assert {"H_train", "b", "rng"} <= set(params)
+def test_traits_declared_and_one_input(name):
+    traits = METHODS.traits[name]
+    assert isinstance(traits, MethodTraits)
+    assert traits.uses in ("dictionary", "decoder", "activations")
+    params = inspect.signature(METHODS[name]).parameters.values()
+    positional = [p for p in params if p.kind is not p.KEYWORD_ONLY]
+    assert len(positional) == 1  # Inputs (or a list of them, with together)
 
 
 def test_registry_refuses_duplicates():
     reg = Registry("thing")
-    reg.register("a")(lambda H, W, *, H_train, b, rng: None)
+    reg.register("a", None)(lambda x: None)
     with pytest.raises(ValueError, match="already registered"):
-        reg.register("a")(lambda H, W, *, H_train, b, rng: None)
+        reg.register("a", None)(lambda x: None)
     with pytest.raises(ValueError, match="checks != params"):
-        reg.register("b")(lambda H, W, *, H_train, b, rng, alpha=1.0: None)
+        reg.register("b", None)(lambda x, *, alpha=1.0: None)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_shape_on_random_input(name, rng):
     H = rng.standard_normal((7, 5))
     W = rng.standard_normal((5, 12))
-    out = METHODS[name](H, W, H_train=H, b=np.zeros(12), rng=rng)
-    X_hat = recovered(out, W, H=H)[0]
+    X_hat = recovered(run_method(name, H, W, rng), W, H=H)[0]
     assert X_hat.shape == (7, 12)
     assert np.all(np.isfinite(X_hat))
 
@@ -99,7 +101,7 @@ def test_unrepresented_feature_is_zero(name, rng):
 def test_positive_codes(name, rng):
     H = rng.standard_normal((15, 6))
     W = random_model(12, 6, rng=rng).W
-    X_hat = METHODS[name](H, W, H_train=H, b=np.zeros(12), rng=rng, positive=True).X_hat
+    X_hat = run_method(name, H, W, rng, positive=True).X_hat
     assert X_hat.min() >= 0 and X_hat.max() > 0
 
 
@@ -165,9 +167,8 @@ def test_solvers_report_convergence(name, rng):
     X = sparse_features(30, 100, rng=rng, sparsity=0.05)
     W = random_model(100, 50, rng=rng).W
     H = X @ W.T
-    fn = METHODS[name]
-    done = fn(H, W, H_train=H, b=None, rng=rng, max_iter=10_000).info["converged"]
-    cut = fn(H, W, H_train=H, b=None, rng=rng, max_iter=2).info["converged"]
+    done = run_method(name, H, W, rng, max_iter=10_000).info["converged"]
+    cut = run_method(name, H, W, rng, max_iter=2).info["converged"]
     assert done == 1.0 and cut < 0.5
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sweep.metrics import feature_metrics, recovery_metrics, support_metrics
+from sweep.metrics import feature_metrics, r_squared, recovery_metrics, support_metrics
+from sweep.thresholds import ACTIVE
 
 
 def _metrics(X, X_hat, W=None, importance=None, tol=0.01):
@@ -64,3 +65,63 @@ def test_dimensionality_orthogonal_antipodal_and_dead():
     assert f["norm"].tolist() == pytest.approx([1.0, 1.0, 2.0, 0.0])
     # sum of dimensionalities equals the number of dimensions used (paper's D*)
     assert f["dimensionality"].sum() == pytest.approx(2.0)
+
+
+def test_truth_and_prediction_use_one_activity_threshold():
+    # an active feature below the threshold counts in neither: X_hat = X scores 1
+    X = np.array([[0.5, 1e-4, 0.0], [0.0, 0.3, 5e-4]])
+    m = _metrics(X, X.copy())
+    assert m["support_recall"] == 1.0 and m["support_precision"] == 1.0
+    assert m["l0"] == pytest.approx(1.0)  # 0.5 and 0.3 only
+    # the control: a prediction that misses a clearly active feature loses recall
+    missed = X.copy()
+    missed[0, 0] = 0.0
+    assert _metrics(X, missed)["support_recall"] == pytest.approx(0.5)
+
+
+def _reference(X, X_hat, H, W, importance, tol):
+    """The metrics of README's table, computed sample by sample."""
+    err = X - X_hat
+    live = [i for i in range(len(X)) if np.linalg.norm(X[i]) > 0]
+    rel = [np.linalg.norm(err[i]) / np.linalg.norm(X[i]) for i in live]
+    truth, pred = np.abs(X) > ACTIVE, np.abs(X_hat) > ACTIVE
+    tp, fp, fn = (truth & pred).sum(), (~truth & pred).sum(), (truth & ~pred).sum()
+    H_hat = X_hat @ W.T
+    return {
+        "mse": np.mean(err**2),
+        "nmse": np.sum(err**2) / np.sum(X**2),
+        "weighted_mse": np.mean([importance @ e**2 for e in err]),
+        "rel_error": np.mean(rel),
+        "success_rate": np.mean([r <= tol for r in rel]),
+        "frac_zero": 1 - len(live) / len(X),
+        "support_precision": tp / (tp + fp),
+        "support_recall": tp / (tp + fn),
+        "support_f1": 2 * tp / (2 * tp + fp + fn),
+        "r2": 1 - np.sum(err**2) / np.sum((X - X.mean(axis=0)) ** 2),
+        "r2_h": 1 - np.sum((H - H_hat) ** 2) / np.sum((H - H.mean(axis=0)) ** 2),
+        "l0": np.mean(pred.sum(axis=1)),
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_on_random_draws_equal_their_definitions(seed):
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(5, 30), rng.integers(2, 10)
+    X = rng.random((60, n)) * (rng.random((60, n)) < rng.uniform(0.05, 0.5))
+    noise = rng.normal(0, rng.uniform(1e-4, 0.3), X.shape)
+    X_hat = X + noise * (rng.random(X.shape) < 0.5)
+    W, importance = rng.normal(size=(m, n)), rng.uniform(0.1, 1, n)
+    tol = rng.uniform(0.01, 0.5)
+    got = recovery_metrics(X, X_hat, H=X @ W.T, W=W, importance=importance,
+                           success_tol=tol)  # fmt: skip
+    want = _reference(X, X_hat, X @ W.T, W, importance, tol)
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+
+
+def test_r_squared_is_the_coefficient_of_determination(rng):
+    from sklearn.metrics import r2_score
+
+    H, H_hat = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    want = r2_score(H, H_hat, multioutput="variance_weighted")
+    assert r_squared(H, H_hat) == pytest.approx(want, rel=1e-12)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sweep.models import MODELS, random_model, represented
+from sweep.models import MODELS, ModelSpec, random_model, represented
 
 
 def test_random_w_unit_columns_zero_mean(rng):
@@ -16,9 +16,14 @@ def test_random_w_unit_columns_zero_mean(rng):
 
 def test_registered_random_draws_one_model_per_trial_stream():
     rngs = [np.random.default_rng(s) for s in (3, 4)]
-    models = MODELS["random"](10, 4, rngs=rngs)
+    models = MODELS["random"](ModelSpec(10, 4, rngs=rngs))
     again = random_model(10, 4, rng=np.random.default_rng(4))
     assert len(models) == 2 and np.array_equal(models[1].W, again.W)
+
+
+def test_every_model_declares_whether_it_is_trained():
+    assert MODELS.having(trained=True) == ["toy_linear", "toy_relu"]
+    assert MODELS.having(trained=False) == ["random"]
 
 
 def test_represented_threshold():

@@ -9,7 +9,9 @@ from sweep import job, schema
 from sweep.models import (
     MODELS,
     AdamW,
+    ModelSpec,
     toy_batch,
+    toy_forward,
     toy_loss_and_grads,
     train_toy,
 )
@@ -24,7 +26,7 @@ def one_thread():
 def trained(name, n, m, sparsity, *, decay=0.7, restarts=1, seed=0):
     rngs = [np.random.default_rng(seed)]
     params = {"importance_decay": decay, "restarts": restarts}
-    (model,) = MODELS[name](n, m, rngs=rngs, sparsity=sparsity, k=None, **params)
+    (model,) = MODELS[name](ModelSpec(n, m, rngs, sparsity=sparsity), **params)
     return model
 
 
@@ -222,3 +224,34 @@ def test_dead_columns_are_hidden_from_recovery_above_represented_tol(tmp_path):
             0
         ]
     assert nmse[0.1] < 2 and nmse[1e-3] > 100
+
+
+@pytest.mark.parametrize("name", ["toy_relu", "toy_linear"])
+def test_readout_is_the_models_own_output_at_any_represented_tol(tmp_path, name):
+    # readout is the model's decoder on its whole W: hiding columns from the other
+    # methods (represented_tol) must not change it; a model loaded from the cache
+    # decodes as the one trained (its output ReLU or none)
+    base = toy_cell(n_features=8, neurons=3, trials=1, n_samples=40)
+    base["model"] = base["model"] | {"name": name, "steps": 200}
+    outputs = []
+    for tol in (1e-3, 0.5, 0.95):  # 0.95: only the longest columns stay visible
+        cell = tmp_path / str(tol)
+        assert job.run(base | {"represented_tol": tol}, cell,
+                       cache_dir=tmp_path / "models")["status"] == "ok"  # fmt: skip
+        W = _table(cell / schema.WEIGHTS_FILE, "neuron", "feature", "value")
+        b = pd.read_parquet(cell / schema.FEATURES_FILE).query("trial == 0")["b"]
+        X = _table(cell / schema.SAMPLES_FILE, "sample", "feature", "true")
+        X_hat = _table(cell / schema.SAMPLES_FILE, "sample", "feature", "recovered")
+        _, _, out = toy_forward(W[None], b.to_numpy()[None], X[None],
+                                relu=name == "toy_relu")  # fmt: skip
+        np.testing.assert_allclose(X_hat, out[0], rtol=0, atol=1e-12)
+        outputs.append(X_hat)
+    assert all(np.array_equal(outputs[0], other) for other in outputs[1:])
+    hidden = pd.read_parquet(tmp_path / "0.95" / schema.FEATURES_FILE)["norm"]
+    assert (hidden < 0.95 * hidden.max()).any()  # some columns really were hidden
+
+
+def _table(path, rows, columns, values) -> np.ndarray:
+    """Trial 0 of a long-form result table as a matrix."""
+    frame = pd.read_parquet(path).query("trial == 0")
+    return frame.pivot(index=rows, columns=columns, values=values).to_numpy()

@@ -134,12 +134,29 @@ def test_phase_figure_draws_the_matching_curve_on_l1_panels_only():
     assert _theory_lines(fig) == [1, 1, 0]  # signed, positive, omp
     signed, positive = (ax.lines[-1].get_ydata() for ax in fig.axes[:2])
     assert (positive <= signed + 1e-12).all() and (positive < signed).any()
+    for ax, nonneg in zip(fig.axes[:2], (False, True), strict=True):
+        rho, delta = theory.curve(nonneg=nonneg, rho_min=1e-4)  # x: sparsity = rho
+        np.testing.assert_array_equal(ax.lines[-1].get_xdata(), rho)
+        np.testing.assert_array_equal(ax.lines[-1].get_ydata(), delta * N)
 
 
 def test_boundary_figure():
+    """A panel per L1 panel: both theory curves (its own thicker) and the measured
+    p50 of each neurons value at its m/n."""
     table = transition.boundaries(pd.concat([_trials(0.0), _trials(0.0, True)]), AXES)
     fig = transition.boundary_figure(table, sweep="s")
-    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == list(dict.fromkeys(table["panel"]))
+    for ax, nonneg in zip(panels, (False, True), strict=True):
+        signed, positive = ax.lines[:2]
+        for line, kind in ((signed, False), (positive, True)):
+            rho, delta = theory.curve(nonneg=kind, rho_min=1e-3)
+            np.testing.assert_array_equal(line.get_xydata(), np.stack([rho, delta], 1))
+            assert line.get_linewidth() == (2.0 if kind == nonneg else 1.0)
+        rows = table[table["panel"] == ax.get_title()]
+        (measured,) = ax.containers
+        points = measured.lines[0].get_xydata()
+        np.testing.assert_array_equal(points, rows[["p50", "m_over_n"]].to_numpy())
 
 
 @pytest.mark.parametrize(

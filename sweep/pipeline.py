@@ -1,0 +1,253 @@
+"""The trial pipeline of a cell, pure: model -> data -> recover -> score.
+
+No files, no Hydra, no logging: functions of a cell's normalised flat configuration
+(``config.normalise(config.flatten(cfg))``) and arrays. ``sweep.job`` wraps it with
+the cell's I/O (the model cache, time limits, files, provenance); ``run_cell`` runs
+one cell from Python and returns its metrics.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sweep import schema
+from sweep.align import recovered
+from sweep.data import add_noise, sparse_features
+from sweep.methods import Recovery, given, recover_trials
+from sweep.metrics import feature_metrics, recovery_metrics
+from sweep.models import MODELS, Model, ModelSpec, known_dictionary
+from sweep.thresholds import UNREPRESENTED
+
+N_SHOWN = 16  # test samples of trial 0 kept in samples.parquet, for heatmaps
+DATA_KEYS = ("n_features", "sparsity", "k")
+MODEL_KEYS = ("n_features", "neurons")
+
+
+def run_cell(*overrides: str, **keys) -> pd.DataFrame:
+    """One cell from Python, nothing written: its metrics, one row per trial, as
+    metrics.parquet holds them. ``run_cell("method=lasso", "method.alpha=0.01",
+    neurons=20, sparsity=0.05)``; keys as on the command line (checked the same way).
+    """
+    from sweep.grid import expand_cells  # Hydra: only when a cell is asked for here
+
+    lines = [*overrides, *(f"{k}={_text(v)}" for k, v in keys.items())]
+    (cell,) = expand_cells(lines, multirun=False)
+    models = build_models(cell.flat)
+    metrics, _ = run_trials(cell.flat, models)
+    return rows(metrics, cell.flat, {"sweep": "", "cell": cell.name}, status=None)
+
+
+def _text(value) -> str:
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
+    """The models of the given trials (default: all), each from its own stream."""
+    trials = range(flat["trials"]) if trials is None else trials
+    keys = model_keys(flat)
+    spec = ModelSpec(
+        flat["n_features"], flat["neurons"],
+        rngs=[stream(flat, t, "model", keys) for t in trials],
+        sparsity=flat["sparsity"], k=flat["k"],
+    )  # fmt: skip
+    return MODELS[flat["model"]](spec, **params(flat, "model"))
+
+
+def trained(flat: dict) -> bool:
+    """Whether the cell's model is trained on its data (cached by the job)."""
+    return MODELS.traits[flat["model"]].trained
+
+
+def run_trials(
+    flat: dict, models: list[Model], fit_seconds: float = 0.0
+) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """All trials of a cell on its models: per-trial metric dicts, and the tables to
+    write. ``fit_seconds``: the time the models took (their share per trial)."""
+    data = [draw(flat, trial, model) for trial, model in enumerate(models)]
+    t1 = time.perf_counter()
+    tol = flat.get("represented_tol", UNREPRESENTED)  # a config older than the key
+    known = [known_dictionary(m.W, tol) for m in models]
+    inputs = [
+        given(flat["method"], d.H, model=m, known=w, H_train=d.H_train,
+              rng=stream(flat, t, "method", flat))
+        for t, (m, d, w) in enumerate(zip(models, data, known, strict=True))
+    ]  # fmt: skip
+    recoveries = recover_trials(flat["method"], inputs, **params(flat, "method"))
+    recover_seconds = (time.perf_counter() - t1) / len(models)  # may run together
+    metrics, features = [], []
+    for trial, (model, d, recovery) in enumerate(
+        zip(models, data, recoveries, strict=True)
+    ):
+        result = score(flat, model, d, recovery, known[trial])
+        learned = result.row.pop("fit_seconds", 0.0)  # a learned method's own fit
+        metrics.append(result.row | {
+            "fit_seconds": fit_seconds + learned,
+            "recover_seconds": recover_seconds - learned,
+        })  # fmt: skip
+        features.append(result.features.assign(trial=trial))
+        if trial == 0:  # kept for figures: a few samples, the atoms' cosines
+            X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
+            tables = {schema.SAMPLES_FILE: _long_form(X, X_hat, trial)}
+            if result.cosines is not None:
+                tables[schema.COSINES_FILE] = _cosines(result.cosines, trial)
+    tables[schema.FEATURES_FILE] = pd.concat(features, ignore_index=True)
+    if trained(flat):  # the paper's figures need the trained W itself
+        tables[schema.WEIGHTS_FILE] = _weights(models)
+    return metrics, tables
+
+
+def model_keys(flat: dict) -> dict:
+    """The keys a trial's model depends on (trained ones: on the data too)."""
+    keys = _group(flat, "model") | {key: flat[key] for key in MODEL_KEYS}
+    if trained(flat):
+        keys |= {key: flat[key] for key in DATA_KEYS}
+    return keys
+
+
+def _weights(models: list[Model]) -> pd.DataFrame:
+    """W of every trial in long form: trial, neuron, feature, value."""
+    frames = []
+    for trial, model in enumerate(models):
+        neuron, feature = np.indices(model.W.shape)
+        frames.append(pd.DataFrame({
+            "trial": trial, "neuron": neuron.ravel(), "feature": feature.ravel(),
+            "value": model.W.ravel(),
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class TrialResult:
+    """One trial's metrics, per-feature table, X and X_hat (n_samples, n_features),
+    and for a learned dictionary the cosines of its atoms with the true features."""
+
+    row: dict
+    features: pd.DataFrame
+    X: np.ndarray
+    X_hat: np.ndarray
+    cosines: np.ndarray | None = None  # (n_atoms, n_features)
+
+
+@dataclass
+class Data:
+    """One trial's test X (n_samples, n_features), its H and the training H."""
+
+    X: np.ndarray
+    H: np.ndarray
+    H_train: np.ndarray
+
+
+def draw(flat: dict, trial: int, model: Model) -> Data:
+    """One trial's data, compressed by the trial's model (streams of their own)."""
+    data = {key: flat[key] for key in DATA_KEYS}
+    X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
+    noise_keys = model_keys(flat) | data | {"noise": flat["noise"]}
+    H = add_noise(
+        X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
+    )
+    return Data(X, H, _training_data(flat, trial, model.W, data, noise_keys))
+
+
+def score(
+    flat: dict, model: Model, data: Data, recovery: Recovery, known: np.ndarray
+) -> TrialResult:
+    """One trial's metrics; a learned dictionary is aligned to the known W first."""
+    X, H = data.X, data.H
+    X_hat, found = recovered(recovery, known, H=H)
+    info = recovery.info | (found.info if found is not None else {})
+    row = recovery_metrics(
+        X, X_hat, H=H, W=model.W, importance=model.importance,
+        success_tol=flat["success_tol"],
+    )  # fmt: skip
+    row |= model.info | info
+    feats = feature_metrics(X, X_hat, W=model.W, b=model.b, importance=model.importance)
+    if found is None:
+        return TrialResult(row, feats, X, X_hat)
+    feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
+    return TrialResult(row, feats, X, X_hat, found.cosines)
+
+
+def _cosines(C: np.ndarray, trial: int) -> pd.DataFrame:
+    """The cosine matrix (n_atoms, n_features) in long form: atom, feature, cos."""
+    atom, feature = np.indices(C.shape)
+    return pd.DataFrame(
+        {"atom": atom.ravel(), "feature": feature.ravel(), "cos": C.ravel(),
+         "trial": trial}
+    )  # fmt: skip
+
+
+def _training_data(flat, trial, W, data, noise_keys) -> np.ndarray:
+    """H_train (n_train, n_neurons), drawn from streams of its own."""
+    rng = stream(flat, trial, "train", data | {"n_train": flat["n_train"]})
+    X_train = _features(flat, flat["n_train"], rng)
+    rng_noise = stream(flat, trial, "train_noise", noise_keys)
+    return add_noise(X_train @ W.T, noise=flat["noise"], rng=rng_noise)
+
+
+def _features(flat: dict, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """X (n_samples, n_features) for the cell's data keys."""
+    return sparse_features(
+        n_samples, flat["n_features"], rng=rng, sparsity=flat["sparsity"], k=flat["k"]
+    )
+
+
+def stream(flat: dict, trial: int, name: str, keys: dict) -> np.random.Generator:
+    """An independent random stream keyed on (seed, trial, name, keys).
+
+    A stable hash (never Python's salted ``hash``) of exactly the keys a draw depends
+    on: every method at the same data and model keys sees identical X and W.
+    """
+    text = json.dumps([name, keys], sort_keys=True, default=str)
+    words = np.frombuffer(hashlib.sha256(text.encode()).digest()[:16], dtype=np.uint32)
+    seq = np.random.SeedSequence([flat["seed"], trial, *words.tolist()])
+    return np.random.default_rng(seq)
+
+
+def _group(flat: dict, group: str) -> dict:
+    return {k: v for k, v in flat.items() if k == group or k.startswith(group + ".")}
+
+
+def params(flat: dict, group: str) -> dict:
+    prefix = group + "."
+    return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+
+
+def _long_form(X: np.ndarray, X_hat: np.ndarray, trial: int) -> pd.DataFrame:
+    sample, feature = np.indices(X.shape)
+    return pd.DataFrame(
+        {
+            "trial": trial,
+            "sample": sample.ravel(),
+            "feature": feature.ravel(),
+            "true": X.ravel(),
+            "recovered": X_hat.ravel(),
+        }
+    )
+
+
+def rows(
+    metrics: list[dict], flat: dict, identity: dict, status: dict | None
+) -> pd.DataFrame:
+    """One row per trial: identity, every config key, derived S, the metrics
+    (``status`` None: ok)."""
+    status = status or {"status": "ok", "error": None}
+    p = flat["sparsity"] if flat.get("sparsity") is not None else None
+    if p is None and flat.get("k") and flat.get("n_features"):
+        p = flat["k"] / flat["n_features"]
+    base = {
+        "schema_version": schema.SCHEMA_VERSION,
+        **identity,
+        "status": status["status"],
+        "error": status["error"],
+        **flat,
+        "S": None if p is None else 1 - p,
+    }
+    frame = pd.DataFrame([base | {"trial": t} | row for t, row in enumerate(metrics)])
+    for column in schema.METRIC_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    return frame
