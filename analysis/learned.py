@@ -40,12 +40,12 @@ from analysis.aggregate import (
 from analysis.figures import Sweep, figure
 from sweep import folders
 from sweep.schema import COSINES_FILE, DONE, FEATURES_FILE
+from sweep.thresholds import RECOVERED
 
 log = logging.getLogger(__name__)
 
 FILE = "learned_cosines.png"
 LEARNED_METRIC = "mcc"  # a metric only learned methods write (sweep/align.py)
-RECOVERED = 0.9  # matched cosine above it: recovered, as n_recovered (sweep/align.py)
 NORM = Normalize(0, 1)
 COLORBAR_LABEL = r"$|\cos(\mathrm{atom}, W_i)|$"
 CONTEXT_KEYS = ("n_features", "neurons")  # always named in panel titles

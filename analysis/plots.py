@@ -37,6 +37,7 @@ from analysis.figures import Sweep, figure
 from analysis.transition import draw_theory, panel_curve
 from sweep import folders
 from sweep.schema import SAMPLES_FILE
+from sweep.thresholds import ACTIVE, RECOVERED
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,10 @@ METRIC_LABELS = {  # the metrics run() draws; any other is labelled by its name
     "success_rate": r"success rate: fraction of x$\neq$0 with "
     r"$\|\hat{x}-x\| \leq \mathrm{tol}\,\|x\|$",
     "nmse": r"NMSE $\|X-\hat{X}\|_F^2 \,/\, \|X\|_F^2$",
-    "support_f1": r"support F1 (truth x$\neq$0, prediction $|\hat{x}|>10^{-3}$)",
+    "support_f1": rf"support F1 (active: $|x| > {ACTIVE:g}$ in $X$ and $\hat{{X}}$)",
     "mcc": "mcc: mean matched cosine of learned atoms\nand true directions",
-    "n_recovered": "features recovered by a learned atom\n(matched cosine > 0.9)",
+    "n_recovered": "features recovered by a learned atom\n"
+    f"(matched cosine > {RECOVERED})",
     CAPACITY: "largest sparsity p with >= 50 % success\n(fraction of active "
     "features; k / n for exactly k)",
 }
@@ -468,9 +470,10 @@ METRIC_WORDS = {  # the metrics in captions, in words (others: their name)
     "success_rate": "success rate (fraction of samples with x != 0 recovered to within "
     "success_tol relative error)",
     "nmse": "NMSE (||X - X_hat||^2 / ||X||^2)",
-    "support_f1": "support F1 (truth x != 0, prediction |x_hat| > 1e-3)",
+    "support_f1": f"support F1 (active: |x| > {ACTIVE:g}, in X and in X_hat alike)",
     "mcc": "mcc (mean matched cosine of learned atoms and true directions)",
-    "n_recovered": "features recovered by a learned atom (matched cosine > 0.9)",
+    "n_recovered": "features recovered by a learned atom (matched cosine >"
+    f" {RECOVERED})",
 }
 PHASE_CAPTION = (
     "Phase diagram of {metric}: the mean over trials in each cell of the grid. White "

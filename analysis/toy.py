@@ -49,10 +49,10 @@ from analysis.figures import Sweep, figure
 from analysis.plots import cell_edges, draw_errorbar, pivot_grid, set_axis
 from sweep import folders
 from sweep.schema import DONE, FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
+from sweep.thresholds import REPRESENTED
 
 log = logging.getLogger(__name__)
 
-REPRESENTED = 0.5  # ||W_i|| above it: represented, as n_represented (sweep/models.py)
 # W^T W is signed: a diverging map centred at 0, as in the paper (the one exception
 # to viridis in the analysis)
 GRAM_CMAP = colormaps["RdBu_r"]
@@ -359,7 +359,8 @@ def represented_figure(
         _reference_line(ax, n, f"n={style.fmt(n)}")
     _log_x(ax, cells[INV_DENSITY].to_numpy(float))
     ax.set_ylabel(
-        r"features represented ($\|W_i\| > 0.5$)" + "\nmean over trials ± s.e.m."
+        rf"features represented ($\|W_i\| > {REPRESENTED}$)"
+        + "\nmean over trials ± s.e.m."
     )
     ax.set_ylim(bottom=0)
     if len(groups) > 1:
@@ -373,8 +374,8 @@ def represented_figure(
 
 @figure(
     "toy_represented.png", when=_any_trained,
-    caption="Features represented by the trained models (||W_i|| > 0.5) against "
-    "sparsity: superposition stores more features than neurons.",
+    caption=f"Features represented by the trained models (||W_i|| > {REPRESENTED})"
+    " against sparsity: superposition stores more features than neurons.",
 )  # fmt: skip
 def represented_of(sweep: Sweep) -> Figure:
     """toy_represented.png: ``represented_figure`` of the sweep's trained cells."""

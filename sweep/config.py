@@ -60,6 +60,20 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
     return flat
 
 
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a job is given, from its flat form (``flatten``'s inverse):
+    ``{"method": "lasso", "method.alpha": 0.1}`` -> ``{"method": {"name": "lasso",
+    "alpha": 0.1}}``."""
+    nested: dict[str, Any] = {group: {} for group in GROUPS}
+    for key, value in flat.items():
+        group, _, param = key.partition(".")
+        if group in GROUPS:
+            nested[group][param or "name"] = value
+        else:
+            nested[key] = value
+    return nested
+
+
 FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"}
 
 

@@ -232,15 +232,9 @@ def _unknown_key(flat: dict, key: str, value: Any) -> str:
 
 def _resolve(flat: dict, run: dict) -> tuple[dict, dict, list[str]]:
     """Resolve ``${...}`` interpolations as the job will; one line if one fails."""
-    nested: dict[str, Any] = {group: {} for group in GROUPS}
-    for key, value in {**flat, **run}.items():
-        group, _, param = key.partition(".")
-        if group in GROUPS:
-            nested[group][param or "name"] = value
-        else:
-            nested[key] = value
     try:
-        resolved = OmegaConf.to_container(OmegaConf.create(nested), resolve=True)
+        nested = OmegaConf.create(config.nest(flat) | run)
+        resolved = OmegaConf.to_container(nested, resolve=True)
     except Exception as err:
         bad = [f"{k}={show(v)}" for k, v in {**flat, **run}.items()
                if isinstance(v, str) and "${" in v]  # fmt: skip
