@@ -32,7 +32,7 @@ def test_nonnegative_codes_cannot_use_a_flipped_atom():
     unsigned = align(atoms, codes, W, H=codes @ atoms.T, nonneg=False)
     assert signed.info["mcc"] == 0 and signed.info["n_recovered"] == 0
     assert np.all(signed.atom_of == -1) and np.all(signed.X_hat == 0)
-    assert signed.info["mmcs"] == pytest.approx(1.0)  # mmcs: max |cos| (DESIGN)
+    assert signed.info["mmcs"] == pytest.approx(1.0)  # mmcs: max |cos|, any sign
     assert unsigned.info["mcc"] == pytest.approx(1.0)
 
 
