@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
+from analysis import chance
 from sweep import folders
 from sweep.schema import (
     CONFIG_KEYS,
     DERIVED_COLUMNS,
     DONE,
+    FEATURES_FILE,
     GROUPS,
     IDENTITY_COLUMNS,
     METRIC_COLUMNS,
@@ -61,24 +63,33 @@ class Loaded(NamedTuple):
     cells: one row per cell, as results.parquet: its config keys, ``cell_dir``,
         ``status``, ``n_trials`` (finished trials) and per metric the mean and
         standard error (``<metric>_sem``) over them; a cell that did not finish has
-        n_trials 0 and NaN metrics.
+        n_trials 0 and NaN metrics. Learned cells add ``mcc_chance`` (what random
+        atoms of their sizes score, ``analysis.chance``).
+    features: one row per trial and feature of every finished cell, from its
+        features.parquet (``norm``, ``importance``, ``superposition``,
+        ``recovery_mse``...), with ``cell_dir``, the config keys and ``S`` of its
+        trial row.
     """
 
     trials: pd.DataFrame
     cells: pd.DataFrame
+    features: pd.DataFrame
 
 
-def load(sweep_dir: Path) -> Loaded:
-    """The tidy trials and per-cell means of a sweep folder, read-only (for a
-    notebook). Raises ``NoResultsError`` if no metrics file can be read."""
-    return summarise(load_sweep(Path(sweep_dir))[0])
+def load(sweep_dir: str | Path) -> Loaded:
+    """The tidy trials, per-cell means and per-feature rows of a sweep folder,
+    read-only (for a notebook). Raises ``NoResultsError`` if no metrics file can be
+    read."""
+    sweep_dir = Path(sweep_dir)
+    return summarise(sweep_dir, load_sweep(sweep_dir)[0])
 
 
-def summarise(trials: pd.DataFrame) -> Loaded:
-    """``Loaded`` from every trial row of ``load_sweep``: the finished ones, and the
-    cells they aggregate into."""
+def summarise(sweep_dir: Path, trials: pd.DataFrame) -> Loaded:
+    """``Loaded`` from every trial row of ``load_sweep``: the finished ones, the
+    cells they aggregate into, and their features."""
     finished = trials[trials["status"].isin(DONE)].reset_index(drop=True)
-    return Loaded(finished, aggregate_trials(trials))
+    cells = with_chance(aggregate_trials(trials), sweep_dir)
+    return Loaded(finished, cells, load_features(sweep_dir, finished))
 
 
 # --- reading -------------------------------------------------------------------------
@@ -135,6 +146,26 @@ def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
             path, version, ", ".join(missing),
         )  # fmt: skip
     return rows
+
+
+def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
+    """Every trial's features.parquet rows (n_trials * n_features, ...) with
+    ``cell_dir``, the config keys and S of the trial; trials: the finished rows. A
+    cell whose file cannot be read is left out with a warning."""
+    derived = [c for c in DERIVED_COLUMNS if c in trials]
+    keys = [CELL_DIR, *config_columns(trials), *derived]
+    frames = []
+    for name in trials[CELL_DIR].unique():
+        path = Path(sweep_dir) / name / FEATURES_FILE
+        try:
+            frames.append(folders.read_table(path).assign(**{CELL_DIR: name}))
+        except Exception as err:  # absent (an older cell) or damaged: costs its rows
+            log.warning("no per-feature rows for %s: %s", name, err)
+    if not frames:
+        return pd.DataFrame(columns=[*keys, "trial", "feature"])
+    features = pd.concat(frames, ignore_index=True)
+    rows = trials[[*keys, "trial"]].merge(features, on=[CELL_DIR, "trial"])
+    return rows.sort_values([CELL_DIR, "trial", "feature"], ignore_index=True)
 
 
 def tidy(trials: pd.DataFrame) -> pd.DataFrame:
@@ -255,6 +286,26 @@ def aggregate_trials(trials: pd.DataFrame) -> pd.DataFrame:
         cells[f"{metric}_sem"] = sem[metric].loc[ids].to_numpy()
     order = keys + [c for c in ("cell", CELL_DIR) if c in cells]
     return cells.sort_values(order, kind="stable", ignore_index=True)
+
+
+def with_chance(cells: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame:
+    """``cells`` with ``mcc_chance`` after ``mcc_sem`` for the cells that have an
+    mcc (learned methods): what random atoms of their sizes score. Unchanged without
+    such cells; NaN, with a warning, for a cell whose files cannot be read."""
+    if "mcc" not in cells or cells["mcc"].isna().all():
+        return cells
+    level = pd.Series(np.nan, index=cells.index)
+    for i, cell in cells[cells["mcc"].notna()].iterrows():
+        try:
+            n_atoms, nonneg = chance.learned_sizes(Path(sweep_dir) / cell[CELL_DIR])
+        except Exception as err:  # the column stays NaN for this cell
+            log.warning("no chance level for %s: %s", cell[CELL_DIR], err)
+            continue
+        sizes = int(cell["neurons"]), int(cell["n_features"]), n_atoms
+        level[i] = chance.mcc_chance(*sizes, nonneg=nonneg)
+    cells = cells.copy()
+    cells.insert(cells.columns.get_loc("mcc_sem") + 1, chance.CHANCE, level)
+    return cells
 
 
 # --- axes and panels -----------------------------------------------------------------

@@ -10,9 +10,11 @@ registered with its file name, its caption and when it is drawn::
 ``when(sweep)`` is true or false for a fixed name; for a name with fields, a list
 with one dict of their values per file ([{"metric": "nmse"}, ...]; empty: none).
 The caption is formatted with the same fields, ``words`` turning a value into plain
-text. ``planned(sweep)`` is what ``python -m analysis`` draws and what the report
-page shows with its captions; ``stale`` names the files of registered figures that
-an analysis did not draw.
+text; a caption that depends on the sweep (a heat map or lines, which curves) is a
+function ``caption(sweep, **fields) -> str``. ``leads(sweep)`` true puts a figure
+first on the page (the paper's figures of trained toy models). ``planned(sweep)`` is
+what ``python -m analysis`` draws and what the report page shows with its captions;
+``stale`` names the files of registered figures that an analysis did not draw.
 """
 
 import importlib
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 # the modules that define figures, in the order of the report page (others last)
 MODULES = (
     "analysis.plots", "analysis.transition", "analysis.toy", "analysis.learned",
+    "analysis.per_feature",
 )  # fmt: skip
 FIELD = re.compile(r"\{(\w+)\}")  # a field of a file name: phase_{metric}.png
 
@@ -47,6 +50,7 @@ class Sweep:
     axes: PlotAxes  # which keys are the x axis, the y axis and the panels
     capacity: pd.DataFrame  # as capacity.csv
     boundary: pd.DataFrame  # as boundary.csv; no rows: no exact-L1 panel
+    features: pd.DataFrame  # one row per trial and feature (``Loaded.features``)
 
     @property
     def name(self) -> str:
@@ -59,15 +63,25 @@ def always(sweep: Sweep) -> bool:
     return True
 
 
+def never(sweep: Sweep) -> bool:
+    """The default of ``leads``: the figure keeps its module's place on the page."""
+    return False
+
+
+Caption = str | Callable[..., str]  # "... {field} ...", or caption(sweep, **fields)
+
+
 @dataclass(frozen=True)
 class Registered:
-    """One figure: file name (fields in braces), caption, draw function, condition."""
+    """One figure: file name (fields in braces), caption, draw function, condition,
+    and whether it leads the page."""
 
     name: str
-    caption: str
+    caption: Caption
     draw: Callable[..., Figure]
     when: Callable[[Sweep], object]  # bool, or a list of dicts of the name's fields
     words: Mapping[str, str]  # field value -> plain text in the caption
+    leads: Callable[[Sweep], bool] = never
 
     @property
     def fields(self) -> list[str]:
@@ -81,8 +95,11 @@ class Registered:
             return list(found)
         return [{}] if found else []
 
-    def caption_of(self, fields: Mapping[str, str]) -> str:
-        """The caption of the file with these fields."""
+    def caption_of(self, fields: Mapping[str, str], sweep: Sweep) -> str:
+        """The caption of the file with these fields, for this sweep: the text with
+        each field's value in ``words``, or what ``caption(sweep, **fields)`` says."""
+        if callable(self.caption):
+            return self.caption(sweep, **fields)
         words = {key: self.words.get(value, value) for key, value in fields.items()}
         return self.caption.format(**words)
 
@@ -106,16 +123,18 @@ _REGISTRY: list[Registered] = []
 def figure(
     name: str,
     *,
-    caption: str,
+    caption: Caption,
     when: Callable[[Sweep], object] = always,
     words: Mapping[str, str] | None = None,
+    leads: Callable[[Sweep], bool] = never,
 ):
     """Register the decorated ``draw(sweep, **fields)`` as the figure ``name``."""
 
     def register(draw: Callable[..., Figure]) -> Callable[..., Figure]:
         if any(entry.name == name for entry in _REGISTRY):
             raise ValueError(f"figure {name} is registered twice")
-        _REGISTRY.append(Registered(name, caption, draw, when, dict(words or {})))
+        words_ = dict(words or {})
+        _REGISTRY.append(Registered(name, caption, draw, when, words_, leads))
         return draw
 
     return register
@@ -135,18 +154,20 @@ def registered() -> list[Registered]:
 
 def planned(sweep: Sweep) -> list[Planned]:
     """Every file of every registered figure whose condition holds for ``sweep``, in
-    page order. A condition that raises is logged and costs only its figure."""
-    found = []
+    page order: those that lead first. A condition that raises is logged and costs
+    only its figure."""
+    first, rest = [], []
     for entry in registered():
         try:
-            found += [
-                Planned(entry.name.format(**f), entry.caption_of(f),
+            found = [
+                Planned(entry.name.format(**f), entry.caption_of(f, sweep),
                         partial(entry.draw, sweep, **f))
                 for f in entry.files(sweep)
             ]  # fmt: skip
+            (first if found and entry.leads(sweep) else rest).extend(found)
         except Exception:
             log.exception("could not tell which %s to draw", entry.name)
-    return found
+    return first + rest
 
 
 def stale(files: Iterable[str], drawn: Iterable[str]) -> list[str]:

@@ -1,10 +1,11 @@
 """report.html: one self-contained page of a sweep's analysis (stdlib and pandas only).
 
 ``render_report`` builds the page as a string: the sweep's command and grid, every
-figure (PNG bytes embedded as ``data:`` URIs, each with a caption), the best method per
-cell and the failed or missing cells. The page loads nothing from anywhere: no URL of
-any kind, and a Content-Security-Policy that only admits inline styles, the inline
-script and ``data:`` images, so it opens from disk with no network.
+figure (PNG bytes embedded as ``data:`` URIs, each with a caption), then its tables
+(for a sweep: the best method per cell and the failed or missing cells; for a
+comparison of sweeps: the shared grid points). The page loads nothing from anywhere:
+no URL of any kind, and a Content-Security-Policy that only admits inline styles,
+the inline script and ``data:`` images, so it opens from disk with no network.
 
 A tiny inline script checks the page in the browser that opens it: on ``load`` it
 counts the images that decoded and the errors seen (uncaught script errors, unhandled
@@ -13,18 +14,31 @@ and writes them into the DOM, as ``data-*`` attributes of ``<body>`` and as JSON
 the hidden ``<pre id="page-check">``, for a headless browser's ``--dump-dom`` to read.
 
 ``best_per_cell`` picks, per cell, the method with the highest success rate (ties broken
-by the lowest nmse).
+by the lowest nmse), or says that none succeeds.
 """
 
 import base64
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import pandas as pd
 
 CHECK_ID = "page-check"  # the <pre> the page's script writes its JSON into
 RANK_COLUMNS = ("success_rate", "nmse")  # higher is better, then lower is better
+NONE_SUCCEEDS = "none succeeds"  # best_per_cell's method where every rate is 0
+
+
+class Table(NamedTuple):
+    """A section of the page after the figures: its id (the table's is
+    "<id>-table"), heading, a sentence saying what it holds, and the frame."""
+
+    id: str
+    heading: str
+    intro: str
+    frame: pd.DataFrame | None
+
 
 # The only sources the page may use: inline style and script, data: images.
 _CSP = (
@@ -104,16 +118,16 @@ def render_report(
     command: str,
     grid: Mapping[str, Sequence] | None,
     figures: Sequence[tuple[str, bytes, str]],
-    best: pd.DataFrame | None,
-    problems: pd.DataFrame | None,
+    tables: Sequence[Table] = (),
     notes: Iterable[str] = (),
+    heading: str = "Sweep",
 ) -> str:
     """The whole page as HTML text; every given string is escaped.
 
     ``figures``: (file name, PNG bytes, caption) in the order shown; a caption must
     say what the figure shows, so an empty one is a ``ValueError``. ``grid``: each
-    swept key and its values (None: not recorded). ``best``: e.g. from
-    ``best_per_cell``; ``problems``: the failed or missing cells ("none" when empty).
+    swept key and its values (None: not recorded). ``tables``: the sections after
+    the figures ("none" for an empty frame); ``notes``: lines under the grid.
     """
     ids = _figure_ids([name for name, _, _ in figures])
     for name, _, caption in figures:
@@ -133,7 +147,7 @@ def render_report(
         "<body>",
         f"<h1>{_esc(title)}</h1>",
         '<section id="sweep">',
-        "<h2>Sweep</h2>",
+        f"<h2>{_esc(heading)}</h2>",
         "<p>Command:</p>",
         f'<pre id="command">{_esc(command)}</pre>',
         "<p>Grid:</p>",
@@ -153,18 +167,16 @@ def render_report(
         parts.append('<p class="none">none</p>')
     for fig_id, (name, png, caption) in zip(ids, figures, strict=True):
         parts.append(_figure(fig_id, name, png, caption))
+    parts.append("</section>")
+    for table in tables:
+        parts += [
+            f'<section id="{_esc(table.id)}">',
+            f"<h2>{_esc(table.heading)}</h2>",
+            *([f"<p>{_esc(table.intro)}</p>"] if table.intro else []),
+            _frame_table(table.frame, f"{table.id}-table"),
+            "</section>",
+        ]
     parts += [
-        "</section>",
-        '<section id="best">',
-        "<h2>Best method per cell</h2>",
-        "<p>Per cell, the method with the highest success rate; ties are broken by "
-        "the lowest nmse.</p>",
-        _frame_table(best, "best-table"),
-        "</section>",
-        '<section id="problems">',
-        "<h2>Failed or missing cells</h2>",
-        _frame_table(problems, "problems-table"),
-        "</section>",
         f'<pre id="{CHECK_ID}" hidden></pre>',
         "</body>",
         "</html>",
@@ -180,6 +192,8 @@ def best_per_cell(
 
     Ties are broken by the lowest ``nmse``, then by the method label; NaN sorts last
     in both, so a method with no success rate wins only a cell where none has one.
+    Where the highest success rate is 0 no method wins: the method is
+    NONE_SUCCEEDS and nmse NaN (the lowest nmse of failures is no ranking).
     Columns: ``cell_keys``, ``method_key``, ``success_rate``, ``nmse``; one row per
     cell, in the order of the winning rows in ``results``. No cell keys: one row.
     """
@@ -199,7 +213,11 @@ def best_per_cell(
         best = ranked.drop_duplicates(subset=cell_keys, keep="first")
     else:
         best = ranked.head(1)
-    return best.sort_index().reset_index(drop=True)
+    best = best.sort_index().reset_index(drop=True)
+    failed = best["success_rate"] == 0
+    best[method_key] = best[method_key].astype(object).where(~failed, NONE_SUCCEEDS)
+    best["nmse"] = best["nmse"].where(~failed, float("nan"))
+    return best
 
 
 def _esc(text: object) -> str:

@@ -157,13 +157,15 @@ def draw_cosines(ax: Axes, M: np.ndarray, *, n_features: int) -> None:
 
 def cosines_figure(panels: list[CosinePanel], *, what: str, sweep: str = "") -> Figure:
     """A panel per learned method, one shared colorbar (viridis, 0..1)."""
-    fig, axs = style.panel_grid(max(1, len(panels)), width=4.8, height=4.2)
+    fig, axs = style.panel_grid(
+        max(1, len(panels)), width=4.8, height=4.2, share=False
+    )  # matrices of other sizes
     if not panels:
         style.note(axs[0], "no cosines could be read")
         return fig
     for ax, panel in zip(axs, panels, strict=True):
         draw_cosines(ax, panel.M, n_features=panel.n_features)
-        ax.set_title(panel.title, fontsize=8)
+        style.title(ax, panel.title, fontsize=8)
     fig.colorbar(ScalarMappable(NORM, style.CMAP), ax=axs, label=COLORBAR_LABEL)
     note = (
         "column i: the atom matched to feature i (one-to-one, Hungarian); grey: "

@@ -19,6 +19,10 @@ from analysis.aggregate import CELL_DIR, PlotAxes
 from sweep.schema import DONE
 
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the command that made the sweep
+BEST_INTRO = (
+    "Per cell, the method with the highest success rate; ties are broken by the "
+    f"lowest nmse; '{html.NONE_SUCCEEDS}' where every method's success rate is 0."
+)
 _PARSER = OverridesParser.create()
 
 

@@ -1,16 +1,16 @@
 """Analyse a sweep folder: read its files, write tables and figures into analysis/."""
 
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import aggregate, figures, html, page, transition
+from analysis import aggregate, figures, html, page, plots, transition
 from analysis.aggregate import Loaded
+from analysis.page import MULTIRUN_FILE
 from analysis.style import DPI
 from sweep import folders
-from sweep.schema import ANALYSIS_DIR
+from sweep.schema import ANALYSIS_DIR, METRICS_FILE, STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -19,26 +19,30 @@ CAPACITY_FILE = "capacity.csv"  # per panel and neurons: largest sparsity at 50 
 CELLS_FILE = "cells.csv"  # one row per cell folder: status, error, trial rows read
 BOUNDARY_FILE = "boundary.csv"  # measured 50 % boundary of L1 panels vs theory
 REPORT_FILE = "report.html"  # one self-contained page: command, grid, figures, tables
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # Hydra's sweep names
 
 
-def find_latest_sweep(root: Path) -> Path | None:
-    """The newest sweep folder in ``root/sweeps`` (None if there is none).
-
-    Newest by the timestamp that starts its name (which sorts as text); a folder
-    without one counts as older than any with one. Never under ``root/reference``.
-    """
-    sweeps, reference = Path(root) / "sweeps", (Path(root) / "reference").resolve()
-    if not sweeps.is_dir():
-        return None
-    found = [
-        path
-        for path in sweeps.iterdir()
-        if path.is_dir() and not path.resolve().is_relative_to(reference)
-    ]
-    return max(
-        found, key=lambda p: (bool(TIMESTAMP.match(p.name)), p.name), default=None
+def is_sweep(path: Path) -> bool:
+    """Whether a folder is a sweep: it holds grid.json or multirun.yaml, or a cell
+    folder (``folders.cell_dirs``) with a status.json or metrics.parquet."""
+    if any((path / mark).is_file() for mark in (folders.GRID_FILE, MULTIRUN_FILE)):
+        return True
+    cells = folders.cell_dirs(path)
+    return any(
+        (c / STATUS_FILE).is_file() or (c / METRICS_FILE).is_file() for c in cells
     )
+
+
+def sweeps_inside(path: Path, *, depth: int = 2) -> list[Path]:
+    """The sweeps among a folder's subfolders, down to ``depth`` levels (outputs/:
+    outputs/reference, outputs/sweeps/<stamp>); a sweep's own subfolders are not
+    searched. Sorted."""
+    found = []
+    for sub in sorted(p for p in Path(path).iterdir() if p.is_dir()):
+        if is_sweep(sub):
+            found.append(sub)
+        elif depth > 1:
+            found += sweeps_inside(sub, depth=depth - 1)
+    return found
 
 
 def run(sweep_dir: Path) -> Path:
@@ -48,7 +52,7 @@ def run(sweep_dir: Path) -> Path:
     """
     sweep_dir = Path(sweep_dir)
     trials, cells = aggregate.load_sweep(sweep_dir)
-    sweep = analysed(sweep_dir, aggregate.summarise(trials))
+    sweep = analysed(sweep_dir, aggregate.summarise(sweep_dir, trials))
     out = sweep_dir / ANALYSIS_DIR
     _write_table(sweep.results, out / RESULTS_FILE)
     _write_table(sweep.capacity, out / CAPACITY_FILE)
@@ -67,11 +71,14 @@ def run(sweep_dir: Path) -> Path:
 
 def analysed(sweep_dir: Path, loaded: Loaded) -> figures.Sweep:
     """What the figures of a loaded sweep are drawn from: its cells, the plot axes,
-    the capacity numbers and the measured 50 % boundaries of exact-L1 panels."""
+    the capacity numbers, the measured 50 % boundaries of exact-L1 panels and the
+    per-feature rows."""
     axes = aggregate.choose_axes(loaded.cells)
     capacity = aggregate.capacity_number(loaded.cells, axes)
     boundary = _measure_boundary(loaded.trials, axes)
-    return figures.Sweep(Path(sweep_dir), loaded.cells, axes, capacity, boundary)
+    return figures.Sweep(
+        Path(sweep_dir), loaded.cells, axes, capacity, boundary, loaded.features
+    )
 
 
 def _measure_boundary(trials: pd.DataFrame, axes: aggregate.PlotAxes) -> pd.DataFrame:
@@ -96,15 +103,21 @@ def _write_boundary(boundary: pd.DataFrame, path: Path) -> None:
 def report_page(
     sweep: figures.Sweep, cells: pd.DataFrame, drawn: list[figures.Planned]
 ) -> str:
-    """report.html: the command and grid, every figure drawn with its caption, the
-    best method per cell, the cells that did not finish (``cells``: cells.csv)."""
+    """report.html: the command and grid, what the analysis found and left out,
+    every figure drawn with its caption, the best method per cell, the cells that
+    did not finish (``cells``: cells.csv)."""
     command, grid = page.sweep_command(sweep.dir)
     out = sweep.dir / ANALYSIS_DIR
+    best = page.best_methods(sweep.results, sweep.axes)
+    tables = [
+        html.Table("best", "Best method per cell", page.BEST_INTRO, best),
+        html.Table("problems", "Failed or missing cells", "", page.problems(cells)),
+    ]
     return html.render_report(
         title=f"Sweep {sweep.name}", command=command, grid=grid,
         figures=[(f.file, (out / f.file).read_bytes(), f.caption) for f in drawn],
-        best=page.best_methods(sweep.results, sweep.axes),
-        problems=page.problems(cells), notes=transition.verdicts(sweep.boundary),
+        tables=tables, notes=[*transition.verdicts(sweep.boundary),
+                              *plots.omitted(sweep)],
     )  # fmt: skip
 
 
@@ -134,7 +147,7 @@ def _write_figures(sweep: figures.Sweep, out: Path) -> list[figures.Planned]:
     axes = sweep.axes
     log.info("figures: x=%s, y=%s, panels=%s",
              axes.x, axes.y, ", ".join(axes.panels) or "none")  # fmt: skip
-    drawn = [f for f in figures.planned(sweep) if _save(f.draw, out / f.file)]
+    drawn = [f for f in figures.planned(sweep) if save_figure(f.draw, out / f.file)]
     found = sorted(path.name for path in out.glob("*.png"))
     for file in figures.stale(found, [f.file for f in drawn]):
         (out / file).unlink()
@@ -142,7 +155,7 @@ def _write_figures(sweep: figures.Sweep, out: Path) -> list[figures.Planned]:
     return drawn
 
 
-def _save(draw, path: Path) -> bool:
+def save_figure(draw, path: Path) -> bool:
     """Draw one figure and write it as PNG (atomically); log, never raise."""
     try:
         fig = draw()

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
@@ -53,9 +52,6 @@ from sweep.thresholds import REPRESENTED
 
 log = logging.getLogger(__name__)
 
-# W^T W is signed: a diverging map centred at 0, as in the paper (the one exception
-# to viridis in the analysis)
-GRAM_CMAP = colormaps["RdBu_r"]
 SUPERPOSITION_NORM = Normalize(0, 1, clip=True)  # 0: orthogonal; >= 1 all yellow
 OUTCOMES = ("not represented", "dedicated dimension", "superposition")
 OUTCOME_COLORS = ListedColormap([style.CMAP(0.0), style.CMAP(0.45), style.CMAP(0.9)])
@@ -214,7 +210,7 @@ def weights_column(cell_dir: Path, title: str) -> WeightsColumn:
 
 def draw_gram(ax: Axes, G: np.ndarray, *, norm: Normalize):
     """W^T W (n_features, n_features) as an image, feature 0 top left."""
-    image = ax.imshow(G, cmap=GRAM_CMAP, norm=norm, interpolation="nearest")
+    image = ax.imshow(G, cmap=style.DIVERGING, norm=norm, interpolation="nearest")
     ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
     ax.set_xlabel("feature j", fontsize=8)
@@ -245,11 +241,10 @@ def weights_figure(
     if not columns:
         style.note(axs[0, 0], "no trained weights could be read")
         return fig
-    limit = max(float(np.abs(c.G).max(initial=0)) for c in columns) or 1.0
-    norm = Normalize(-limit, limit)  # centred at 0
+    norm = style.symmetric(np.concatenate([c.G.ravel() for c in columns]))
     for column, (top, bottom) in zip(columns, axs.T, strict=True):
         image = draw_gram(top, column.G, norm=norm)
-        top.set_title(column.title, fontsize=9)
+        style.title(top, column.title)
         draw_norms(bottom, column.norms, column.superposition)
     axs[0, 0].set_ylabel("feature i", fontsize=8)
     axs[1, 0].set_ylabel("feature i", fontsize=8)
@@ -290,7 +285,7 @@ def _weight_files(sweep: Sweep) -> list[dict[str, str]]:
 
 
 @figure(
-    "toy_weights_{label}.png", when=_weight_files,
+    "toy_weights_{label}.png", when=_weight_files, leads=_any_trained,
     caption="Trained toy model {label}: W^T W (top) and the norm of each feature's "
     "column (bottom), coloured by how much it shares its direction (superposition), "
     "a column per sparsity.",
@@ -373,7 +368,7 @@ def represented_figure(
 
 
 @figure(
-    "toy_represented.png", when=_any_trained,
+    "toy_represented.png", when=_any_trained, leads=_any_trained,
     caption=f"Features represented by the trained models (||W_i|| > {REPRESENTED})"
     " against sparsity: superposition stores more features than neurons.",
 )  # fmt: skip
@@ -422,7 +417,7 @@ def draw_dimensionality(ax: Axes, points: pd.DataFrame, rows: pd.DataFrame) -> N
 
 
 @figure(
-    "toy_dimensionality.png", when=_any_trained,
+    "toy_dimensionality.png", when=_any_trained, leads=_any_trained,
     caption="Feature dimensionality D_i of the trained models against sparsity, with "
     "dims per feature D* and the paper's reference fractions.",
 )  # fmt: skip
@@ -434,7 +429,8 @@ def dimensionality_of(sweep: Sweep) -> Figure:
     fig, axs = style.panel_grid(len(groups), width=4.6, height=3.6)
     for ax, (values, rows) in zip(axs, groups, strict=True):
         draw_dimensionality(ax, dimensionality_points(sweep.dir, rows), rows)
-        ax.set_title(style.panel_label(values, shown) if shown else "", fontsize=9)
+        style.title(ax, style.panel_label(values, shown) if shown else "")
+    style.outer_labels(axs)
     handles, labels = axs[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     note = (
@@ -488,7 +484,8 @@ def directions_figure(
     colors = ListedColormap(style.line_colors(n))
     for ax, (title, W) in zip(axs, panels, strict=True):
         draw_directions(ax, W, colors=colors(np.arange(W.shape[1])))
-        ax.set_title(title, fontsize=8)
+        style.title(ax, title, fontsize=8)
+    style.outer_labels(axs)
     ticks = np.arange(n) if n <= 12 else None
     mappable = ScalarMappable(Normalize(-0.5, n - 0.5), colors)
     label = "feature i (importance\n" + r"$I_i$ = importance_decay$^i$)"
@@ -504,7 +501,7 @@ def _two_neurons(sweep: Sweep) -> bool:
 
 
 @figure(
-    "toy_directions.png", when=_two_neurons,
+    "toy_directions.png", when=_two_neurons, leads=_any_trained,
     caption="The directions W_i of the trained models with 2 neurons (the paper's "
     "intro figure: antipodal pairs, pentagons).",
 )  # fmt: skip
@@ -588,7 +585,7 @@ def _phase_pairs(sweep: Sweep) -> bool:
 
 
 @figure(
-    "toy_phase_change.png", when=_phase_pairs,
+    "toy_phase_change.png", when=_phase_pairs, leads=_any_trained,
     caption="Phase change of a 2-feature, 1-neuron toy model over density and "
     "relative importance: not represented, dedicated dimension, or superposition.",
 )  # fmt: skip
@@ -601,7 +598,8 @@ def phase_change_of(sweep: Sweep) -> Figure:
     shown = label_keys(cells, keys)
     for ax, (values, rows) in zip(axs, groups, strict=True):
         draw_phase_change(ax, phase_table(sweep.dir, rows))
-        ax.set_title(style.panel_label(values, shown) if shown else "", fontsize=9)
+        style.title(ax, style.panel_label(values, shown) if shown else "")
+    style.outer_labels(axs)
     handles = [Patch(color=OUTCOME_COLORS(i), label=o) for i, o in enumerate(OUTCOMES)]
     handles.append(Patch(color="0.85", label="failed or missing cell"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)

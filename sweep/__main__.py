@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sweep import OUTPUTS_DIR, callbacks, command, folders, grid
+from sweep import OUTPUTS_DIR, callbacks, command, folders, grid, usage
 from sweep.folders import MODELS_DIR
 
 
@@ -50,28 +50,66 @@ def with_default_dirs(argv: list[str]) -> list[str]:
 
 def cli(argv: list[str]) -> int:
     """Check the command and every point of its grid, run it, return the exit code."""
+    if argv[:1] == ["resume"]:  # the rest of the newest (or a named) sweep
+        try:
+            argv = [*usage.resume_argv(argv[1] if len(argv) > 1 else None), *argv[2:]]
+        except FileNotFoundError as err:
+            return _bad_input([str(err)])
+        sys.stdout.write(f"resuming: {shlex.join(['python', '-m', 'sweep', *argv])}\n")
+    if {"--help", "-h"} & set(argv):
+        sys.stdout.write(usage.help_text() + "\n")
+        return 0
+    dry = "--dry-run" in argv
+    argv = [a for a in argv if a != "--dry-run"]
     try:
         args = command.read_argv(argv)
+        if command.informational(args):  # --cfg, --info: a config, nothing runs
+            return _show(argv, args)
+        argv = command.spell_out(argv)  # S= and density= are sparsity=
     except grid.BadInput as bad:
         return _bad_input(bad.lines)
-    if command.informational(args):  # help, --cfg, --info: nothing runs
-        if errors := (command.check_flags(args) if args else []):
-            return _bad_input(errors)
-        _hydra(argv)
-        return 0
     argv = with_default_dirs(command.force_group_params(argv))
-    errors, target = command.check_command(argv)
-    if errors:
-        return _bad_input(errors)
-    argv = command.pin_dir(argv, target)  # the folder locked is the folder written
-    key = command.dir_key(args.multirun)
+    checked = command.check_command(argv)
+    if checked.errors:
+        return _bad_input(checked.errors)
+    if dry:
+        sys.stdout.write(usage.dry_run(argv, checked.target, checked.todo,
+                                       checked.done) + "\n")  # fmt: skip
+        return 0
+    return _run(command.pin_dir(argv, checked.target), checked.target, args.multirun)
+
+
+def _run(argv: list[str], target: Path, multirun: bool) -> int:
+    """Run a checked command on its folder, held for it alone."""
+    key = command.dir_key(multirun)
     try:  # one sweep per folder, held until the sweep ends (or its process does)
         lock = folders.hold(target, shlex.join(["python", "-m", "sweep", *argv]))
     except folders.FolderBusy as busy:
         return _bad_input([f"{key}={target}: a running sweep holds it ({busy})"])
     with lock:
-        _hydra(argv)
+        try:
+            _hydra(argv)
+        except KeyboardInterrupt:  # Ctrl-C: the workers are stopped, nothing is lost
+            sys.stderr.write(usage.interrupted(argv, target, multirun))
+            return 130
+    if not multirun:
+        sys.stdout.write(usage.run_table(target))
     return callbacks.OUTCOME.get("exit_code", 1)  # unset: the end callback crashed
+
+
+def _show(argv: list[str], args) -> int:
+    """--cfg / --info, as Hydra shows them; in a multirun, for the grid's first cell
+    (Hydra shows a config only outside a multirun)."""
+    if errors := (command.check_flags(args) if args else []):
+        return _bad_input(errors)
+    if args and args.multirun and (args.cfg or args.info):
+        try:
+            argv, note = command.first_cell(argv)
+        except grid.BadInput as bad:
+            return _bad_input(bad.lines)
+        sys.stdout.write(note + "\n")
+    _hydra(argv)
+    return 0
 
 
 def _hydra(argv: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Memory: what one cell will need, estimated from its keys, and what it may use.
+"""What one cell will need, estimated from its keys: memory (and what it may use),
+and, roughly, time.
 
 ``estimate_bytes`` is an upper estimate of a cell's peak resident memory: the worker
 process itself plus the arrays the job holds at its peak (every trial's data, the
@@ -241,3 +242,38 @@ def _cgroup_free() -> float | None:
             if text != "max" and float(text) < 2**62:
                 return float(text) - used
     return None
+
+
+# --- time: a rough estimate for dry runs ----------------------------------------------
+
+# Seconds per test sample at n_features=100, neurons=20, one thread (measured by
+# benchmarks/methods.py), and the power of n_features / 100 the cost grows with.
+PER_SAMPLE = {
+    "omp": (1.2e-4, 1.0), "lasso_lars": (5.7e-4, 1.5), "lasso": (1e-3, 1.5),
+    "threshold": (1e-5, 1.0), "basis_pursuit": (6.6e-4, 1.5), "lstsq": (1e-5, 1.0),
+    "nnls": (1.3e-4, 1.5), "readout": (1e-6, 1.0),
+}  # fmt: skip
+JOB_SECONDS = 0.3  # a job's own cost: composing its config, its files and log
+
+
+def estimate_seconds(flat: dict, *, train: bool = True) -> float:
+    """A rough estimate of a cell's wall time on one core (seconds): recovering its
+    test samples, fitting a learned dictionary, training a toy model (``train``:
+    False when another cell of the sweep trains the same model first)."""
+    n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
+    cost, power = PER_SAMPLE.get(flat["method"], (1e-4, 1.0))
+    seconds = JOB_SECONDS + trials * flat["n_samples"] * cost * (n / 100) ** power
+    if flat["method"] == "sae":  # per step: a batch through (latents x neurons)
+        latents = flat["method.expansion"] * n
+        seconds += trials * flat["method.steps"] * flat["method.batch_size"] * (
+            latents * m * 4.5e-10
+        )
+    elif flat["method"] == "dict_learning":  # passes over H_train, atoms x neurons
+        atoms = flat.get("method.n_components") or n
+        seconds += trials * flat["n_train"] * flat["method.max_iter"] * atoms * m * 6e-8
+    if train and flat.get("model") in MODELS.having(trained=True):
+        # a step's fixed cost, and 7,800 instance-steps/s at n=20, m=5, batch 1024
+        instances = trials * flat["model.restarts"]
+        per_step = 3e-4 + instances * flat["model.batch_size"] * (n + m) * 5e-9
+        seconds += flat["model.steps"] * per_step
+    return seconds

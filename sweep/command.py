@@ -8,6 +8,7 @@ import argparse
 import io
 import os
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from sweep.grid import (
     PRESETS,
     SUBDIR,
     BadInput,
+    Cell,
+    Plan,
     expand_cells,
     is_group,
     is_hydra,
@@ -104,6 +107,55 @@ def force_group_params(argv: list[str]) -> list[str]:
     return [forced(arg) for arg in argv]
 
 
+# The paper's words for the same key: S is the paper's sparsity, 1 - p.
+SYNONYMS = {"S": lambda s: 1 - s, "density": lambda p: p}
+
+
+def spell_out(argv: list[str]) -> list[str]:
+    """Write ``S=0.9`` as ``sparsity=0.1`` and ``density=0.1`` as ``sparsity=0.1``
+    (lists too: ``S=0.9,0.99``): one key, so both spellings land in one cell.
+    BadInput for a value that is not a number in [0, 1], or for two spellings."""
+    args = read_argv(argv)
+    if args is None:
+        return argv
+    parsed = dict(zip(args.overrides, parse(args.overrides), strict=True))
+    said = [o.key_or_group for o in parsed.values()
+            if o.key_or_group in (*SYNONYMS, "sparsity")]  # fmt: skip
+    if len(said) > 1 and set(said) & set(SYNONYMS):  # twice the same: repeated()
+        raise BadInput([f"{', '.join(said)}: one key (sparsity = density = 1 - S),"
+                        " give it once"])  # fmt: skip
+    return [_spelled(parsed[a]) if a in parsed and parsed[a].key_or_group in SYNONYMS
+            else a for a in argv]  # fmt: skip
+
+
+def _spelled(o: Override) -> str:
+    """One S= or density= override as its sparsity= override."""
+    if o.is_sweep_override():
+        values = [v.value() for v in parse(f"x={t}" for t in o.sweep_string_iterator())]
+    else:
+        values = [o.value()]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool)
+               and 0 <= v <= 1 for v in values):  # fmt: skip
+        raise BadInput([f"{o.input_line}: allowed is a number in [0, 1] (S = 1 -"
+                        " sparsity, density = sparsity)"])  # fmt: skip
+    # rounded to 12 digits: S=0.9 is sparsity=0.1, not 0.09999999999999998
+    p = [float(f"{SYNONYMS[o.key_or_group](v):.12g}") for v in values]
+    return "sparsity=" + ",".join(repr(v) for v in p)
+
+
+def repeated(parsed: list[Override]) -> list[str]:
+    """Keys given twice on a command line (Hydra would keep the last, silently)."""
+    seen: dict[str, str] = {}
+    lines = []
+    for o in parsed:
+        key = o.key_or_group
+        if key in seen:
+            lines.append(f"{seen[key]} and {o.input_line}: {key} given twice; give it"
+                         " once")  # fmt: skip
+        seen[key] = o.input_line
+    return lines
+
+
 def dir_key(multirun: bool) -> str:
     """The setting that names a command's folder."""
     return "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -111,12 +163,22 @@ def dir_key(multirun: bool) -> str:
 
 def validate_argv(argv: list[str]) -> list[str]:
     """Every problem of a command line and of every point of its grid, one line each."""
-    return check_command(argv)[0]
+    return check_command(argv).errors
 
 
-def check_command(argv: list[str]) -> tuple[list[str], Path | None]:
+@dataclass
+class Checked:
+    """A checked command: its problems, or its folder and cells to run or kept."""
+
+    errors: list[str]
+    target: Path | None = None  # the folder, as Hydra will resolve it
+    todo: list[Cell] = field(default_factory=list)
+    done: list[Cell] = field(default_factory=list)  # finished before: cached
+
+
+def check_command(argv: list[str]) -> Checked:
     """Every problem of a command line and of every point of its grid, one line
-    each, and the folder it writes into (as Hydra will resolve it).
+    each; else its folder (as Hydra will resolve it) and its cells.
 
     Also refuses a grid whose cells' folders already hold other configurations (a
     re-run on an existing ``hydra.sweep.dir`` / ``hydra.run.dir``), and cells to run
@@ -124,26 +186,48 @@ def check_command(argv: list[str]) -> tuple[list[str], Path | None]:
     """
     errors: list[str] = []
     try:
-        args = read_argv(argv)
+        args = read_argv(spell_out(argv))
         if informational(args):
-            return [], None
+            return Checked([])
         errors += check_flags(args)
         parsed = parse(args.overrides)
+        errors += repeated(parsed)
         hydra_cfg = _check_hydra(parsed)
         task = [o.input_line for o in parsed if not is_hydra(o)]
         cells = expand_cells(task, args.multirun)
     except BadInput as bad:
-        return unique([*errors, *bad.lines]), None
+        return Checked(unique([*errors, *bad.lines]))
     target = Path(OmegaConf.select(hydra_cfg, dir_key(args.multirun)))
-    if args.multirun:
-        todo = plan(cells, target)
-        errors += todo.errors
-        cells = todo.todo
-    elif folders.cell_state(target, cells[0].fingerprint)[0] == "foreign":
+    found = plan(cells, target) if args.multirun else _one_run(cells[0], target)
+    errors += found.errors + budget.check(found.todo, hydra_cfg)
+    return Checked(unique(errors), target, found.todo, found.done)
+
+
+def _one_run(cell: Cell, target: Path) -> Plan:
+    """A single run's cell in its folder: to run, finished, or refused (foreign)."""
+    state, _ = folders.cell_state(target, cell.fingerprint)
+    if state == "foreign":
         stored = folders.read_status(target).get("config", {})
-        errors.append(config.conflict_message(target, stored, cells[0].flat))
-    errors += budget.check(cells, hydra_cfg)
-    return unique(errors), target
+        return Plan({}, [], [], [config.conflict_message(target, stored, cell.flat)])
+    finished = state == "done"
+    return Plan({}, [] if finished else [cell], [cell] if finished else [], [])
+
+
+def first_cell(argv: list[str]) -> tuple[list[str], str]:
+    """A multirun's --cfg / --info command as Hydra shows it for one run: its grid's
+    first cell (a preset's grid, then the command line's axes), and a note."""
+    args = read_argv(spell_out(argv))
+    parsed = parse(args.overrides)
+    cells = expand_cells([o.input_line for o in parsed if not is_hydra(o)], True)
+    settings = [o.input_line for o in parsed if is_hydra(o)
+                and not o.key_or_group.startswith("hydra.sweep")]  # fmt: skip
+    flags = [*(["--cfg", args.cfg] if args.cfg else []),
+             *([f"--info={args.info}"] if args.info else []),
+             *(["--package", args.package] if args.package else []),
+             *(["--resolve"] if args.resolve else [])]  # fmt: skip
+    note = (f"# the first of {len(cells)} cells of this grid ({cells[0].name}); "
+            "--dry-run lists them all")  # fmt: skip
+    return [*cells[0].overrides, *settings, *flags], note
 
 
 def pin_dir(argv: list[str], target: Path) -> list[str]:

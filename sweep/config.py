@@ -8,6 +8,7 @@ the configuration itself, never from how a command line spelled it, so that
 
 import hashlib
 import json
+from difflib import get_close_matches
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -165,6 +166,17 @@ def _check_group(flat: dict[str, Any], group: str, registry: Registry) -> list[s
     return errors
 
 
+def uncompressed(flat: dict[str, Any]) -> bool:
+    """Whether a cell has at least as many neurons as features: no superposition."""
+    return flat.get("neurons", 0) >= flat.get("n_features", 1)
+
+
+UNCOMPRESSED = (
+    "neurons >= n_features: nothing is compressed there (any method given W can be"
+    " exact; superposition needs neurons < n_features)"
+)
+
+
 def no_param(group: str, name: str, param: str, value: Any) -> str:
     params = ", ".join(GROUPS[group].checks.get(name, {})) or "none"
     return (
@@ -174,7 +186,13 @@ def no_param(group: str, name: str, param: str, value: Any) -> str:
 
 
 def unknown(key: str, value: Any, allowed) -> str:
-    return f"{key}={show(value)}: unknown (allowed: {', '.join(allowed)})"
+    """An unknown key, or an unknown option of a group or preset (``key`` is then
+    the group): the allowed ones, and the nearest of them."""
+    allowed = list(allowed)
+    typed = str(value) if key in (*GROUPS, "experiment") else key
+    near = get_close_matches(typed, allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"{key}={show(value)}: unknown (allowed: {', '.join(allowed)}){hint}"
 
 
 def show(value: Any, width: int = 40) -> str:

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -198,6 +199,19 @@ def hold(folder: Path, command: str) -> object:
     handle.write(json.dumps(holder))
     handle.flush()
     return handle
+
+
+def latest_sweep(outputs: Path) -> Path | None:
+    """The newest sweep folder in ``outputs/sweeps`` (None if there is none): by the
+    timestamp that starts its name (Hydra's default names sort as text); a folder
+    without one counts as older than any with one. Never ``outputs/reference``."""
+    sweeps = Path(outputs) / "sweeps"
+    reference = (Path(outputs) / "reference").resolve()
+    listed = sweeps.iterdir() if sweeps.is_dir() else []
+    found = [p for p in listed
+             if p.is_dir() and not p.resolve().is_relative_to(reference)]  # fmt: skip
+    stamped = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
+    return max(found, key=lambda p: (bool(stamped.match(p.name)), p.name), default=None)
 
 
 GRID_FILE = "grid.json"  # the cell folders every run of this sweep asked for

@@ -62,6 +62,8 @@ def run(
 
 
 def _run(flat: dict, out_dir: Path, identity: dict, cache_dir, timeout) -> dict:
+    if not identity["sweep"] and config.uncompressed(flat):  # a single run
+        log.warning("%s: %s", identity["cell"], config.UNCOMPRESSED)
     cached = _previous(out_dir, flat, identity["cell"])
     if cached:
         log.info("cached %s", identity["cell"])
@@ -241,32 +243,34 @@ def _git_commit() -> str | None:
 
 
 def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
+    """The cell's line: on the console for a single run; in a sweep, the parent
+    prints it with the sweep's progress (``status["line"]``), the cell's log keeps it.
+    """
+    quiet = bool(status.get("sweep"))  # the parent shows it, with the progress
     if status["status"] == "failed":
-        log.error("failed %s: %s (%.2f s)", cell, status["error"], status["seconds"])
+        status["line"] = f"failed {cell}: {status['error']}"
+        log.log(logging.DEBUG if quiet else logging.ERROR, "%s (%.2f s)",
+                status["line"], status["seconds"])  # fmt: skip
         log.debug("%s", status["traceback"])  # in the cell's log file, not the console
         return
     if status.get("warning"):
         log.warning("%s: %s", cell, status["warning"])
-    means = rows[["success_rate", "nmse", "support_f1"]].mean()
-    log.info(
-        "ok %s: success_rate=%.3f nmse=%.3g support_f1=%.3f (%.2f s)",
-        cell,
-        means["success_rate"],
-        means["nmse"],
-        means["support_f1"],
-        status["seconds"],
-    )
-    if "mcc" in rows:
-        log.info(
-            "%s: mcc=%.3f n_recovered=%.1f", cell, rows["mcc"].mean(),
-            rows["n_recovered"].mean(),
-        )  # fmt: skip
+    status["line"] = f"ok {cell}: {summary(rows)}"
+    log.log(logging.DEBUG if quiet else logging.INFO, "%s (%.2f s)", status["line"],
+            status["seconds"])  # fmt: skip
     if "converged" in rows and rows["converged"].mean() < 1:
         log.warning(
             "%s: the solver stopped at max_iter before converging in %.0f %% of cases",
             cell,
             100 * (1 - rows["converged"].mean()),
         )
+
+
+def summary(rows: pd.DataFrame) -> str:
+    """The cell's key metrics (means over trials) in one line."""
+    shown = ["success_rate", "nmse", "support_f1", "mcc", "n_recovered"]
+    means = rows[[c for c in shown if c in rows]].mean()
+    return " ".join(f"{k}={v:.3g}" for k, v in means.items())
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> str:

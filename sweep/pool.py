@@ -42,6 +42,7 @@ from sweep import config, folders
 log = logging.getLogger(__name__)
 
 WATCH_PARENT_S = 0.5  # how often a worker checks that its parent is alive
+HEARTBEAT_S = 30.0  # with no cell finished for this long, say which are running
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,46 @@ class Job:
 
     idx: int
     overrides: tuple[str, ...]
+
+
+class Progress:
+    """One line per finished cell: ``[k/N] <its line> | elapsed, about T left``; and
+    a heartbeat naming the running cells when none has finished for HEARTBEAT_S."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def finished(self, one: Job, ret: JobReturn) -> JobReturn:
+        self.done += 1
+        status = ret._return_value if isinstance(ret._return_value, dict) else {}
+        line = status.get("line") or f"{status.get('status')} {cell_of(one)}"
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        log.info("[%d/%d] %s | %s elapsed, about %s left", self.done, self.total,
+                 line, clock(elapsed), clock(left))  # fmt: skip
+        return ret
+
+    def waiting(self, running: list[Job]) -> None:
+        names = ", ".join(cell_of(one) for one in running)
+        log.info("[%d/%d] still running (%s elapsed): %s", self.done, self.total,
+                 clock(time.monotonic() - self.start), names)  # fmt: skip
+
+
+def clock(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12 s``."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def cell_of(one: Job) -> str:
+    """The cell folder a job's overrides name (the sweeper sets hydra.sweep.subdir)."""
+    for line in reversed(one.overrides):
+        key, _, value = line.partition("=")
+        if key == "hydra.sweep.subdir":
+            return value.strip("'").replace("\\'", "'")
+    return " ".join(one.overrides)
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) -> list:
@@ -63,26 +104,29 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) ->
     context = (launcher.hydra_context, launcher.config, launcher.task_function,
                Singleton.get_state())  # fmt: skip
     results: dict[int, JobReturn] = {}
+    progress = Progress(len(jobs))
     if n_workers == 1 and launcher.n_jobs == 1:  # joblib's meaning: in this process
         for one in jobs:
-            results[one.idx] = _result(launcher, one, partial(execute, one, *context))
+            ret = _result(launcher, one, partial(execute, one, *context))
+            results[one.idx] = progress.finished(one, ret)
         return [results[j.idx] for j in jobs]
     queue = deque(jobs)
     while queue:
-        in_flight, why = _run(queue, n_workers, context, launcher, results)
+        in_flight, why = _run(queue, n_workers, context, launcher, results, progress)
         if len(in_flight) > 1:
             log.warning("a worker died with %d cells in flight: each runs again alone"
                         " (%s)", len(in_flight), why)  # fmt: skip
         for one in in_flight:  # run each alone to find the culprit
             alone = len(in_flight) > 1 and not _finished(*_cell(launcher, one))
             again, why_alone = (
-                _run(deque([one]), 1, context, launcher, results)
+                _run(deque([one]), 1, context, launcher, results, progress)
                 if alone
                 else ([one], why)
             )
             if again:  # _failed keeps a cell that finished before its worker died
                 why_alone = f"the worker died: {why_alone}"
-                results[one.idx] = _failed(launcher, one, why_alone)
+                ret = _failed(launcher, one, why_alone)
+                results[one.idx] = progress.finished(one, ret)
     return [results[j.idx] for j in jobs]
 
 
@@ -94,13 +138,15 @@ def workers(n_jobs: int, n_cells: int) -> int:
     return max(1, min(n, n_cells))
 
 
-def _run(queue: deque, n_workers: int, context, launcher, results) -> tuple[list, str]:
+def _run(
+    queue: deque, n_workers: int, context, launcher, results, progress: Progress
+) -> tuple[list, str]:
     """Run the queue on a fresh pool, at most ``n_workers`` cells in flight.
 
     Returns the jobs that were in flight when a worker died, and why it died
     (nothing if the queue ran out); the jobs not yet started stay in the queue.
     """
-    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=watch_parent,
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=init_worker,
                                initargs=(os.getpid(),))  # fmt: skip
     running: dict = {}
     broken: list[Job] = []
@@ -110,14 +156,17 @@ def _run(queue: deque, n_workers: int, context, launcher, results) -> tuple[list
             while queue and len(running) < n_workers:
                 one = queue.popleft()
                 running[pool.submit(execute, one, *context)] = one
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+            if not done:
+                progress.waiting(list(running.values()))
             for future in done:
                 one = running.pop(future)
                 if isinstance(error := future.exception(), BrokenProcessPool):
                     broken.append(one)
                     why = died(error)
                 else:
-                    results[one.idx] = _result(launcher, one, future.result)
+                    ret = _result(launcher, one, future.result)
+                    results[one.idx] = progress.finished(one, ret)
         broken += running.values()  # failed with the pool, not yet collected
     finally:
         pool.shutdown(wait=not broken, kill_workers=bool(broken) or bool(running))
@@ -211,9 +260,11 @@ def execute(one: Job, hydra_context, config_, task_function, singleton_state):
     )
 
 
-def watch_parent(parent: int) -> None:
-    """In a worker: exit as soon as the sweep's process is gone (SIGKILL, SIGTERM),
-    so that no worker outlives it."""
+def init_worker(parent: int) -> None:
+    """In a worker: leave Ctrl-C to the sweep's process (it stops the workers and
+    says how to resume), and exit as soon as that process is gone (SIGKILL,
+    SIGTERM), so that no worker outlives it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from sweep import folders, grid
+from sweep import config, folders, grid
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ def sweep(sweeper: Any, arguments: list[str]) -> list:
     if len(cells) > len(plan.folders):
         log.info("%d grid points are %d distinct cells (equal configurations run once)",
                  len(cells), len(plan.folders))  # fmt: skip
+    if wide := sum(config.uncompressed(c.flat) for c in [*plan.todo, *plan.done]):
+        log.warning("%d of %d cells have %s", wide, len(plan.folders),
+                    config.UNCOMPRESSED)  # fmt: skip
     if plan.done:
         log.info("%d cells finished before (cached), %d to run", len(plan.done),
                  len(plan.todo))  # fmt: skip

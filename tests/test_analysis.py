@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import QuadMesh
 from matplotlib.container import BarContainer
 from matplotlib.contour import ContourSet
@@ -18,9 +19,15 @@ from matplotlib.figure import Figure
 from matplotlib.testing.compare import compare_images
 
 import analysis
-from analysis import aggregate, figures, plots, report, style
+from analysis import aggregate, figures, per_feature, plots, report, style
 from analysis.aggregate import PlotAxes
-from sweep.schema import ANALYSIS_DIR, METRICS_FILE, SAMPLES_FILE, STATUS_FILE
+from sweep.schema import (
+    ANALYSIS_DIR,
+    FEATURES_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    STATUS_FILE,
+)
 
 try:
     from sweep_factory import cell_name, make_sweep, planned_figures
@@ -241,8 +248,9 @@ def test_run_writes_results_and_every_figure(tmp_path, caplog):
     assert out == sweep / ANALYSIS_DIR
     assert sorted(p.name for p in out.iterdir()) == written(sweep)
     data = report.analysed(sweep, analysis.load(sweep))
-    for entry in figures.registered():  # plots.py's; no toy, learned or boundary
-        applies = entry.draw.__module__ == plots.__name__
+    drawn = (plots.__name__, per_feature.__name__)  # no toy, learned, boundary, dt
+    for entry in figures.registered():
+        applies = entry.draw.__module__ in drawn
         assert bool(entry.files(data)) == applies, entry.name
     kinds = ("phase", "capacity")
     metrics = {f"{kind}_{m}.png" for kind in kinds for m in plots.PHASE_METRICS}
@@ -386,11 +394,11 @@ def test_a_failed_figure_costs_itself_and_stale_figures_go(
     assert "<code>phase_nmse.png</code>" in page
 
 
-def test_load_reads_trials_and_cells_and_writes_nothing(tmp_path):
+def test_load_reads_trials_cells_and_features_and_writes_nothing(tmp_path):
     failed = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.01})
     sweep = make_sweep(tmp_path, failed_cells=(failed,))
     before = {p: p.stat().st_mtime_ns for p in sweep.rglob("*")}
-    trials, cells = analysis.load(sweep)
+    trials, cells, features = analysis.load(str(sweep))  # a str or a Path
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("*")} == before
     assert len(trials) == 11 * 3 and (trials["status"] == "ok").all()
     assert failed not in set(trials["cell_dir"])
@@ -401,6 +409,37 @@ def test_load_reads_trials_and_cells_and_writes_nothing(tmp_path):
             assert rows[column].tolist() == metrics[column].tolist()
     out = analysis.run(sweep)
     pd.testing.assert_frame_equal(cells, pd.read_parquet(out / "results.parquet"))
+    assert "mcc_chance" not in cells  # no learned method: no chance level
+
+
+def test_features_carry_the_config_of_their_trial(tmp_path):
+    """One row per trial and feature of every finished cell, its values those of
+    features.parquet, its config columns those of its trial's row."""
+    failed = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.01})
+    sweep = make_sweep(tmp_path, failed_cells=(failed,))
+    trials, _, features = analysis.load(sweep)
+    assert len(features) == 11 * 3 * 40  # cells x trials x n_features
+    assert failed not in set(features["cell_dir"])
+    for cell_dir, rows in features.groupby("cell_dir"):
+        written = pd.read_parquet(sweep / cell_dir / FEATURES_FILE)
+        written = written.sort_values(["trial", "feature"], ignore_index=True)
+        shown = rows.reset_index(drop=True)
+        for column in ("trial", "feature", "superposition", "recovery_mse"):
+            assert shown[column].tolist() == written[column].tolist()
+    keys = ["cell_dir", "trial", "method", "neurons", "sparsity", "S", "n_features"]
+    joined = features[keys].drop_duplicates().merge(trials[keys], how="left",
+                                                    indicator=True)  # fmt: skip
+    assert (joined["_merge"] == "both").all() and len(joined) == len(trials)
+
+
+def test_a_damaged_features_file_costs_only_its_rows(tmp_path, caplog):
+    sweep = make_sweep(tmp_path)
+    broken = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.1})
+    (sweep / broken / FEATURES_FILE).write_bytes(b"not parquet")
+    with caplog.at_level(logging.WARNING):
+        trials, _, features = analysis.load(sweep)
+    assert f"no per-feature rows for {broken}" in caplog.text
+    assert set(features["cell_dir"]) == set(trials["cell_dir"]) - {broken}
 
 
 def test_find_latest_sweep_by_timestamp_never_reference(tmp_path):
@@ -433,3 +472,151 @@ def test_cli_on_a_sweep_exits_0(tmp_path):
     fig = planned_figures(sweep)["phase_success_rate.png"].draw()
     fig.savefig(here, dpi=style.DPI, format="png")
     assert compare_images(here, out / "phase_success_rate.png", tol=0.01) is None
+
+
+# --- what is drawn, and what each figure says -----------------------------------------
+
+
+def set_metrics(sweep: Path, **values) -> None:
+    """Overwrite these metrics in every trial row of the sweep's cells."""
+    for path in sweep.glob(f"*/{METRICS_FILE}"):
+        pd.read_parquet(path).assign(**values).to_parquet(path, index=False)
+
+
+def test_a_metric_equal_in_every_cell_is_not_drawn_and_the_page_says_so(tmp_path):
+    sweep = make_sweep(tmp_path)
+    set_metrics(sweep, success_rate=0.0)  # as readout's on the toy presets
+    drawn = planned_figures(sweep)
+    for kind in ("phase", "capacity"):
+        assert f"{kind}_success_rate.png" not in drawn
+        assert f"{kind}_nmse.png" in drawn
+    assert "capacity_number.png" not in drawn  # no cell reaches 50 %
+    page = (analysis.run(sweep) / "report.html").read_text()
+    assert "success_rate is 0 in every cell: no phase_success_rate.png" in page
+    assert "no capacity_number.png: no cell reached 50 % success" in page
+
+
+def test_one_swept_axis_draws_lines_once_and_captions_say_so(tmp_path):
+    """phase_* are line plots against the one axis; capacity_* would repeat them."""
+    sweep = make_sweep(tmp_path, neurons=(10,), sparsity=(0.01, 0.1, 0.3))
+    drawn = planned_figures(sweep)
+    assert not [f for f in drawn if f.startswith("capacity_") and "number" not in f]
+    caption = drawn["phase_nmse.png"].caption
+    assert caption.startswith("NMSE (||X - X_hat||^2 / ||X||^2) against sparsity")
+    assert "a line per method" in caption and "Phase diagram" not in caption
+    (ax,) = drawn["phase_nmse.png"].draw().axes
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["method=lstsq", "method=omp"]
+    page = (analysis.run(sweep) / "report.html").read_text()
+    assert "only sparsity is swept: phase_*.png show the metrics against it" in page
+
+
+def test_phase_caption_names_only_what_is_drawn(tmp_path):
+    sweep = make_sweep(tmp_path)  # success crosses 50 %; no exact-L1 method
+    caption = planned_figures(sweep)["phase_success_rate.png"].caption
+    assert "neurons x sparsity grid, a panel per method." in caption
+    assert "White line: 50 % success contour." in caption
+    assert "L1 phase transition" not in caption and "grey" not in caption
+    failed = cell_name({"method": "omp", "neurons": 5, "sparsity": 0.01})
+    sweep = make_sweep(tmp_path / "b", failed_cells=(failed,))
+    caption = planned_figures(sweep)["phase_success_rate.png"].caption
+    assert caption.endswith("Grey: a failed or missing cell.")
+
+
+def test_panels_of_a_figure_share_their_axes(tmp_path):
+    sweep = make_sweep(tmp_path, methods=("omp", "lstsq", "lasso"))
+    drawn = planned_figures(sweep)
+    for file in ("phase_success_rate.png", "capacity_nmse.png"):
+        first, *others = panels(drawn[file].draw())
+        assert len(others) == 2, file
+        for ax in others:
+            assert first.get_shared_x_axes().joined(first, ax), file
+            assert first.get_shared_y_axes().joined(first, ax), file
+            assert (
+                ax.get_xlim() == first.get_xlim() and ax.get_ylim() == first.get_ylim()
+            )
+
+
+def test_heatmaps_use_a_diverging_map_for_signed_recoveries(tmp_path):
+    sweep = make_sweep(tmp_path)  # X_hat = X + noise: below 0 somewhere
+    fig = planned_figures(sweep)["heatmaps.png"].draw()
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert min(image.get_array().min() for image in images) < 0
+    for image in images:
+        assert image.get_cmap().name == style.DIVERGING.name
+        assert image.norm.vmin == -image.norm.vmax  # white at 0
+    row = plots.HeatmapRow("t", np.ones((2, 3)), [("m", np.full((2, 3), 0.5))])
+    assert plots.activation_norm(row).vmin == 0  # nonnegative: viridis from 0
+    fig = plots.heatmap_figure([row])
+    assert {ax.images[0].get_cmap().name for ax in fig.axes if ax.images} == {
+        style.CMAP.name
+    }
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"methods": ("omp", "lstsq", "lasso", "basis_pursuit", "omp2")},
+        {"methods": ("lasso",), "extra_keys": {"method.alpha": (0.01, 0.1, 0.3)}},
+        {"neurons": (10,), "extra_keys": {"n_features": (20, 40)}},
+        {"neurons": (10, 20), "extra_keys": {"n_features": (20, 40)}},  # DT plane
+    ],
+)
+def test_titles_are_never_clipped(tmp_path, grid):
+    """Every title of every figure lies inside its picture, once drawn."""
+    sweep = make_sweep(tmp_path, trials=2, **grid)
+    for file, planned in planned_figures(sweep).items():
+        fig = planned.draw()
+        FigureCanvasAgg(fig).draw()
+        box = fig.bbox
+        texts = [fig._suptitle, *(ax.title for ax in fig.axes)]
+        for text in (t for t in texts if t is not None and t.get_text()):
+            extent = text.get_window_extent()
+            assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1, (file, text)
+            assert box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1, (file, text)
+
+
+def test_per_feature_view_plots_each_features_error(tmp_path):
+    """features.png: a panel per method with superposition (the one quantity that
+    varies in a random W) against recovery_mse of every trial and feature of the
+    cells at the middle neurons value, a point set per sparsity."""
+    sweep = make_sweep(tmp_path)  # neurons 5, 10, 20: the middle is 10
+    _, _, features = analysis.load(sweep)
+    assert per_feature.varying_quantities(features) == ["superposition"]
+    drawn = planned_figures(sweep)["features.png"]
+    assert "against its superposition in the cells at neurons=10" in drawn.caption
+    axs = panels(drawn.draw())
+    assert [ax.get_title() for ax in axs] == ["method=lstsq", "method=omp"]
+    for ax, (_, rows) in zip(axs, features.groupby("method"), strict=True):
+        shown = rows[rows["neurons"] == 10]
+        for points, (_, at) in zip(ax.collections, shown.groupby("sparsity"),
+                                   strict=True):  # fmt: skip
+            error = np.clip(at["recovery_mse"], plots.NMSE_FLOOR, None)
+            expected = np.stack([at["superposition"], error], axis=1)
+            np.testing.assert_array_equal(points.get_offsets(), expected)
+
+
+def test_no_per_feature_view_without_a_varying_quantity(tmp_path):
+    sweep = make_sweep(tmp_path)
+    for path in sweep.glob(f"*/{FEATURES_FILE}"):
+        pd.read_parquet(path).assign(superposition=0.5).to_parquet(path)
+    assert "features.png" not in planned_figures(sweep)
+
+
+def test_phase_diagrams_turn_to_donoho_tanner_coordinates_when_n_varies(tmp_path):
+    """With n_features a panel key of a sparsity x neurons sweep, every phase_*.png
+    is one plane of markers (m/n, k/m) per method; otherwise heat maps."""
+    grid = {"neurons": (10, 20), "extra_keys": {"n_features": (20, 40)}}
+    drawn = planned_figures(make_sweep(tmp_path / "a", trials=2, **grid))
+    caption = drawn["phase_nmse.png"].caption
+    assert "NMSE (||X - X_hat||^2 / ||X||^2) in Donoho-Tanner coordinates" in caption
+    axs = panels(drawn["phase_success_rate.png"].draw())
+    assert [ax.get_title() for ax in axs] == ["method=lstsq", "method=omp"]
+    for ax in axs:
+        assert ax.get_xlabel() == plots.DT_LABELS[0]
+        assert len(ax.collections) == 2  # a marker set per n_features
+        assert not [c for c in ax.collections if isinstance(c, QuadMesh)]
+    drawn = planned_figures(make_sweep(tmp_path / "b", trials=2))
+    assert "Donoho-Tanner" not in drawn["phase_nmse.png"].caption
+    (ax, _) = panels(drawn["phase_nmse.png"].draw())
+    assert [c for c in ax.collections if isinstance(c, QuadMesh)]

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.patches import Rectangle
 
 import analysis
-from analysis import aggregate, learned
+from analysis import aggregate, chance, learned, plots
 from sweep import align, job
 from sweep.schema import COSINES_FILE, FEATURES_FILE
 
@@ -216,3 +217,56 @@ def test_a_bad_cosines_file_costs_its_panel_only(tmp_path, caplog, damage):
     warnings = [r.getMessage() for r in caplog.records if r.name == learned.log.name]
     assert any("no cosines for method=ica" in w for w in warnings)
     assert not any("dict_learning" in w for w in warnings)
+
+
+# --- the chance level ----------------------------------------------------------------
+
+
+def test_chance_level_of_each_learned_cell(tmp_path, caplog):
+    """results.parquet: mcc_chance of random atoms of the cell's sizes, nonnegative
+    codes for dict_learning (positive), signed for ica (neurons atoms); none for
+    lstsq. capacity_mcc.png draws it, dotted, against neurons."""
+    methods = ["ica", "dict_learning", "lstsq"]
+    sweep = make_sweep(tmp_path, methods, neurons=(4, 6), sparsity=(0.1, 0.2))
+    results = pd.read_parquet(run_analysis(sweep, caplog) / "results.parquet")
+    assert results.columns.get_loc("mcc_chance") == results.columns.get_loc("mcc") + 2
+    for cell in results.itertuples():
+        if cell.method == "lstsq":
+            assert np.isnan(cell.mcc_chance)
+            continue
+        atoms = cell.neurons if cell.method == "ica" else 8
+        nonneg = cell.method == "dict_learning"
+        expected = chance.mcc_chance(cell.neurons, 8, atoms, nonneg=nonneg)
+        assert cell.mcc_chance == expected
+    drawn = planned_figures(sweep)["capacity_mcc.png"]
+    assert "Black dotted: chance level" in drawn.caption
+    for ax in (ax for ax in drawn.draw().axes if ax.get_title()):
+        method = ax.get_title().split("=")[1]
+        rows = results[results["method"] == method].groupby("neurons")["mcc_chance"]
+        (dotted,) = [line for line in ax.lines if line.get_linestyle() == ":"]
+        expected = rows.mean().reset_index().to_numpy()  # equal at each sparsity
+        np.testing.assert_array_equal(dotted.get_xydata(), expected)
+
+
+def test_cells_at_chance_are_hatched_on_the_phase_diagram():
+    """A hatched rectangle exactly over each cell whose mcc <= its chance level."""
+    results = pd.DataFrame({
+        "method": "ica", "neurons": [4, 4, 8, 8], "sparsity": [0.1, 0.2, 0.1, 0.2],
+        "mcc": [0.30, 0.50, 0.20, 0.40], "mcc_chance": [0.35, 0.35, 0.25, 0.25],
+        "success_rate": 0.0,
+    })  # fmt: skip
+    axes = aggregate.PlotAxes("sparsity", "neurons", ())
+    fig = plots.phase_figure(results, axes, "mcc")
+    (ax,) = [ax for ax in fig.axes if ax.get_title() or ax.patches]
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch()]
+
+    def covers(patch, x, y):
+        return patch.get_x() < x < patch.get_x() + patch.get_width() and (
+            patch.get_y() < y < patch.get_y() + patch.get_height()
+        )
+
+    at_chance = [(0.1, 4), (0.1, 8)]  # mcc 0.30 <= 0.35 and 0.20 <= 0.25
+    assert len(hatched) == len(at_chance)
+    for x, y in at_chance:
+        assert sum(covers(patch, x, y) for patch in hatched) == 1
+    assert "hatched: mcc at or below chance" in fig._suptitle.get_text()

@@ -14,7 +14,7 @@ import pytest
 from matplotlib.quiver import Quiver
 
 import analysis
-from analysis import aggregate, toy
+from analysis import aggregate, per_feature, toy
 from sweep import job
 from sweep.schema import FEATURES_FILE, METRICS_FILE, WEIGHTS_FILE
 
@@ -282,3 +282,41 @@ def test_unreadable_weights_are_logged_never_raised(tmp_path, caplog):
         "toy_represented.png",
         "toy_weights_model=toy_relu.png",
     ]
+
+
+def test_the_papers_figures_lead_and_empty_figures_are_not_drawn(tmp_path, caplog):
+    """A toy-model sweep's page starts with its toy_* figures; a metric equal in
+    every cell (readout never recovers a sample to 1 %) gets no figure, and with
+    one swept axis no capacity_* plot repeats the phase_* lines."""
+    sweep = make_toy_sweep(tmp_path, {"sparsity": (1, 0.1), "model": ("toy_relu",
+                                      "toy_linear")})  # fmt: skip
+    out = run_analysis(sweep, caplog)
+    drawn = list(planned_figures(sweep))
+    n_toy = len(toy_figures(out))
+    assert n_toy == 5 and all(f.startswith("toy_") for f in drawn[:n_toy])
+    assert not any(f.startswith("toy_") for f in drawn[n_toy:])
+    results = pd.read_parquet(out / "results.parquet")
+    assert (results["success_rate"] == 0).all()  # the premise
+    assert "phase_success_rate.png" not in drawn and "phase_nmse.png" in drawn
+    assert not [f for f in drawn if f.startswith("capacity_")]
+    page = (out / "report.html").read_text()
+    assert "success_rate is 0 in every cell" in page
+    assert page.index("toy_weights_model=toy_linear.png") < page.index("phase_nmse.png")
+
+
+def test_per_feature_view_of_a_trained_model(tmp_path, caplog):
+    """Importance, norm and superposition all vary between a trained model's
+    features: a column each, every feature of every trial a point."""
+    sweep = make_toy_sweep(tmp_path, {"sparsity": (0.1,)}, trials=2)
+    out = run_analysis(sweep, caplog)
+    features = analysis.load(sweep).features
+    assert (out / "features.png").is_file()
+    fig = planned_figures(sweep)["features.png"].draw()
+    axs = [ax for ax in fig.axes if ax.collections]
+    assert [ax.get_xlabel() for ax in axs] == list(per_feature.QUANTITIES.values())
+    error = np.clip(features["recovery_mse"], 1e-12, None)
+    for ax, key in zip(axs, per_feature.QUANTITIES, strict=True):
+        (points,) = ax.collections
+        expected = np.stack([features[key], error], axis=1)
+        np.testing.assert_array_equal(points.get_offsets(), expected)
+    assert axs[0].get_xscale() == "log"  # importance 0.7^i: geometric

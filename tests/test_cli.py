@@ -44,6 +44,9 @@ def test_smoke_sweep_runs_every_method(smoke):
     assert {c.split(",")[0] for c in cells} == {f"method={m}" for m in METHODS}
     log = out.stdout + out.stderr
     assert f"{len(cells)} cells: {len(cells)} ok, 0 failed, 0 cached" in log
+    for k in (1, len(cells)):  # progress: [k/N], elapsed, what is left
+        assert f"[{k}/{len(cells)}] ok method=" in log
+    assert "elapsed, about" in log
     # one line per finished cell with its key metrics and seconds
     assert log.count("success_rate=") == len(cells)
     metrics = pd.read_parquet(sweep_dir / cells[0] / schema.METRICS_FILE)
@@ -203,6 +206,10 @@ def test_single_run(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = pd.read_parquet(tmp_path / schema.METRICS_FILE)
     assert metrics["neurons"].eq(7).all() and len(metrics) == 2
+    assert f"results in {tmp_path}:" in out.stdout  # its folder, and a table
+    mean = [line for line in out.stdout.splitlines() if line.startswith("mean")]
+    shown = float(mean[0].split()[1])  # success_rate, the first column
+    assert shown == pytest.approx(metrics["success_rate"].mean(), rel=1e-3)
 
 
 def test_single_run_failure_exit_1(tmp_path):
@@ -306,3 +313,36 @@ def test_hydra_composes_each_cell_once(tmp_path):
     n_cells = len(_cells(tmp_path))  # 3 neurons x the default preset's sparsities
     assert n_cells >= 3
     assert f"compositions={n_cells}\n" in out.stderr
+
+
+def test_help_shows_the_presets_keys_and_exit_codes():
+    out = run_cli("sweep", "--help")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert "python -m sweep -m ... --dry-run" in out.stdout
+    for preset in options("experiment"):
+        assert f"  {preset} " in out.stdout
+    assert "(72 cells)" in out.stdout  # the reference preset, counted
+    assert "n_features: 100   # n: ground-truth features" in out.stdout
+    assert "exit codes: 0 every cell ok" in out.stdout
+    assert "130 interrupted" in out.stdout
+
+
+def test_a_dry_run_lists_the_cells_and_runs_nothing(smoke, tmp_path):
+    fresh = run_cli("sweep", "-m", "method=omp,lstsq", "neurons=5,10", "--dry-run",
+                    f"hydra.sweep.dir={tmp_path / 'new'}")  # fmt: skip
+    assert fresh.returncode == 0 and not (tmp_path / "new").exists()
+    assert "dry run: 12 cells in" in fresh.stdout
+    assert "0 finished (cached), 12 to run" in fresh.stdout
+    assert "method=lstsq,neurons=10,sparsity=0.2" in fresh.stdout
+    sweep_dir, _ = smoke
+    again = run_cli("sweep", "-m", "experiment=smoke", "--dry-run",
+                    f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    n = len(_cells(sweep_dir))
+    assert f"{n} finished (cached), 0 to run" in again.stdout
+
+
+def test_a_multirun_shows_its_first_cells_config():
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=nnls,omp", "--cfg", "job")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert "# the first of 8 cells of this grid (method=nnls," in out.stdout
+    assert "name: nnls" in out.stdout and "n_features: 20" in out.stdout

@@ -117,6 +117,13 @@ BAD = [
     (["method=sae", "n_train=0"], "a learned method needs training data"),
     (["cell_timeout_s=0"], "cell_timeout_s=0: allowed is null or a finite number"),
     (["-m", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0: allowed is 1 to"),
+    # the field's vocabulary: S and density are sparsity; near misses get a hint
+    (["S=2"], "S=2: allowed is a number in [0, 1] (S = 1 - sparsity"),
+    (["-m", "S=0.9", "sparsity=0.1"], "S, sparsity: one key"),
+    (["n_feature=5"], "n_feature=5: unknown (allowed: seed, n_features"),
+    (["n_feature=5"], "; did you mean n_features?"),
+    (["method=lassso"], "did you mean lasso?"),
+    (["-m", "neurons=5,10", "neurons=20"], "neurons given twice; give it once"),
     (["-m", "hydra.launcher.n_jobs=4096"], "(this machine's cores), or -1 for all"),
     # values no check ever saw before they crashed a job
     (["neurons=${nope}"], "neurons='${nope}': cannot resolve"),

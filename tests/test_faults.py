@@ -25,12 +25,8 @@ from sweep import job, schema
 from sweep.__main__ import cli
 from sweep.config import MAX_NAME_BYTES
 
-GRID = [
-    "-m",
-    "experiment=smoke",
-    "method=omp,nnls",
-    "hydra.callbacks.sweep_end.analyze=false",
-]
+SMOKE_OFF = ["-m", "experiment=smoke", "hydra.callbacks.sweep_end.analyze=false"]
+GRID = [*SMOKE_OFF, "method=omp,nnls"]  # 8 cells
 TIMINGS = ["sweep", "fit_seconds", "recover_seconds"]
 SMOKE = "n_features=20,n_samples=40,n_train=100"  # the smoke preset's constants
 
@@ -105,12 +101,11 @@ def test_informational_commands_create_nothing(tmp_path):
 
 
 def test_the_folder_locked_and_checked_is_the_folder_written(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5", "sparsity=0.2"]
     out = run_cli("sweep", *grid, f"hydra.sweep.dir={tmp_path / 'a'}",
                   f"hydra.sweep.dir={tmp_path / 'b'}")  # fmt: skip
-    assert out.returncode == 0, out.stdout[-2000:]
-    assert not (tmp_path / "a").exists() and len(_cells(tmp_path / "b")) == 1
-    assert (tmp_path / "b" / ".sweep.lock").exists()
+    assert out.returncode == 2 and "hydra.sweep.dir given twice" in out.stderr
+    assert not list(tmp_path.iterdir())
     before = set((ROOT / "outputs" / "sweeps").glob("*"))
     out = run_cli("sweep", *grid, f"++hydra.sweep.dir={tmp_path / 'c'}")
     assert out.returncode == 0 and len(_cells(tmp_path / "c")) == 1
@@ -122,7 +117,7 @@ def test_the_folder_locked_and_checked_is_the_folder_written(tmp_path):
 
 
 def test_a_sweep_inside_the_sweep_folder_is_left_alone(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5", "sparsity=0.2"]
     inner = tmp_path / "inner"
     assert run_cli("sweep", *grid, f"hydra.sweep.dir={inner}").returncode == 0
     (cell,) = _cells(inner)
@@ -133,7 +128,7 @@ def test_a_sweep_inside_the_sweep_folder_is_left_alone(tmp_path):
 
 
 def test_cached_cells_are_not_counted_against_the_memory_budget(tmp_path):
-    grid = [*GRID, "method=omp", "sparsity=0.2", f"hydra.sweep.dir={tmp_path}"]
+    grid = [*SMOKE_OFF, "method=omp", "sparsity=0.2", f"hydra.sweep.dir={tmp_path}"]
     assert run_cli("sweep", *grid, "neurons=5").returncode == 0
     tiny = run_cli("sweep", *grid, "neurons=5", "cell_memory_gb=0.01")
     assert tiny.returncode == 0 and "1 cells: 0 ok, 0 failed, 1 cached" in tiny.stdout
@@ -277,7 +272,7 @@ def _run_hooked(tmp_path, hook: str, *args):
 
 
 def test_a_worker_that_dies_after_its_cell_finished_keeps_the_result(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5", "sparsity=0.2"]
     out = _run_hooked(tmp_path, DIE_AFTER, *grid, f"hydra.sweep.dir={tmp_path / 's'}")
     assert "finished before its worker died" in out.stdout, out.stdout[-3000:]
     assert out.returncode == 0 and "1 cells: 1 ok" in out.stdout
@@ -288,7 +283,7 @@ def test_a_worker_that_dies_after_its_cell_finished_keeps_the_result(tmp_path):
 
 
 def test_a_task_that_raises_is_recorded_as_a_failed_cell(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.2"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5", "sparsity=0.2"]
     out = _run_hooked(tmp_path, RAISE, *grid, f"hydra.sweep.dir={tmp_path / 's'}")
     assert out.returncode == 1 and "1 cells: 0 ok, 1 failed" in out.stdout
     (cell,) = _cells(tmp_path / "s")
@@ -299,7 +294,7 @@ def test_a_task_that_raises_is_recorded_as_a_failed_cell(tmp_path):
 def test_an_error_outside_the_cell_fails_only_that_cell(tmp_path):
     # Hydra cannot write the cell's .hydra/ folder (a file stands there): an OSError
     # in Hydra's code, outside the cell's own try, as on a full disk
-    grid = [*GRID, "method=omp", "neurons=5,10", "sparsity=0.05"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5,10", "sparsity=0.05"]
     blocked = tmp_path / f"method=omp,{SMOKE},neurons=10,sparsity=0.05,trials=2"
     blocked.mkdir(parents=True)
     (blocked / ".hydra").write_text("in the way")
@@ -351,7 +346,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def _assert_nothing_partial_and_resume(sweep_dir, reference) -> None:
+def _assert_nothing_partial_and_resume(sweep_dir, reference, *resume) -> None:
     # no file that analysis would read as a finished cell: every metrics file of a
     # cell without an ok status.json is ignored, and no temporary file has the name
     for status in sweep_dir.rglob(schema.STATUS_FILE):
@@ -361,7 +356,7 @@ def _assert_nothing_partial_and_resume(sweep_dir, reference) -> None:
     cells = pd.read_csv(sweep_dir / schema.ANALYSIS_DIR / "cells.csv")
     done = cells[cells["status"] == "ok"]
     assert len(done) == len(list(sweep_dir.rglob(schema.STATUS_FILE)))
-    again = run_cli("sweep", *SLOW, f"hydra.sweep.dir={sweep_dir}")
+    again = run_cli("sweep", *(resume or [*SLOW, f"hydra.sweep.dir={sweep_dir}"]))
     assert again.returncode == 0, again.stdout[-2000:]
     assert "cached" in again.stdout
     pd.testing.assert_frame_equal(_metrics(sweep_dir), reference)
@@ -379,7 +374,11 @@ def test_sigint_of_the_sweep_then_resume(tmp_path, uninterrupted):
     proc = _start(tmp_path)
     _wait_for_cells(tmp_path, 1)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    assert proc.wait(timeout=60) != 0, proc.stdout.read()[-3000:]
+    assert proc.wait(timeout=60) == 130, proc.stdout.read()[-3000:]
+    said = proc.stdout.read()
+    assert "Traceback" not in said
+    (line,) = [x for x in said.splitlines() if x.startswith("interrupted: ")]
+    assert f"cells done; resume with: python -m sweep resume {tmp_path}" in line
     assert len(list(tmp_path.rglob(schema.STATUS_FILE))) < N_SLOW
     assert run_cli("analysis", str(tmp_path)).returncode == 0
     cells = pd.read_csv(tmp_path / schema.ANALYSIS_DIR / "cells.csv")
@@ -387,7 +386,7 @@ def test_sigint_of_the_sweep_then_resume(tmp_path, uninterrupted):
     assert set(cells["status"]) <= {"ok", "missing"} and "missing" in set(
         cells["status"]
     )
-    _assert_nothing_partial_and_resume(tmp_path, uninterrupted)
+    _assert_nothing_partial_and_resume(tmp_path, uninterrupted, "resume", str(tmp_path))
 
 
 def test_sigkill_of_the_workers_then_resume(tmp_path, uninterrupted):
@@ -407,7 +406,8 @@ def test_sigkill_of_the_workers_then_resume(tmp_path, uninterrupted):
 def test_a_folder_held_by_a_running_sweep_is_refused_then_taken_over(tmp_path):
     first = _start(tmp_path)
     _wait_for_cells(tmp_path, 1)
-    second = run_cli("sweep", *SLOW, "neurons=5", f"hydra.sweep.dir={tmp_path}")
+    other = [a for a in SLOW if not a.startswith("neurons=")] + ["neurons=5"]
+    second = run_cli("sweep", *other, f"hydra.sweep.dir={tmp_path}")
     assert second.returncode == 2
     assert f"a running sweep holds it (pid {first.pid} on " in second.stderr
     assert "started 20" in second.stderr and "Traceback" not in second.stderr
@@ -509,7 +509,7 @@ def test_an_older_cell_without_checksums_is_still_analysed(tmp_path):
 
 
 def test_equal_configurations_are_one_cell_whatever_the_spelling(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5"]
     spellings = "sparsity=0.1,1e-1,0.10"
     out = run_cli("sweep", *grid, spellings, f"hydra.sweep.dir={tmp_path}")
     assert out.returncode == 0, out.stdout[-2000:]
@@ -518,6 +518,11 @@ def test_equal_configurations_are_one_cell_whatever_the_spelling(tmp_path):
     assert [c.name for c in _cells(tmp_path)] == [
         f"method=omp,{SMOKE},neurons=5,sparsity=0.1,trials=2"
     ]
+    # the paper's S and the word density are the same key: the same cell
+    for synonym in ("S=0.9", "density=0.1"):
+        again = run_cli("sweep", *grid, synonym, f"hydra.sweep.dir={tmp_path}")
+        assert again.returncode == 0, again.stderr
+        assert "1 cells: 0 ok, 0 failed, 1 cached" in again.stdout
     # the same cell, the preset's constants typed out: found again
     typed = run_cli(
         "sweep", "-m", "method=omp", "neurons=5", "sparsity=0.1", "n_features=20",
@@ -531,7 +536,7 @@ def test_naming_overrides_never_put_two_cells_in_one_folder(tmp_path):
     # Hydra's override_dirname no longer names cells: excluding every swept key
     # from it changes nothing (hydra.sweep.subdir itself is refused: see BAD)
     out = run_cli(
-        "sweep", *GRID, "method=omp", "neurons=5,10", "sparsity=0.05",
+        "sweep", *SMOKE_OFF, "method=omp", "neurons=5,10", "sparsity=0.05",
         "hydra.job.config.override_dirname.exclude_keys=[neurons,sparsity,method]",
         f"hydra.sweep.dir={tmp_path}",
     )  # fmt: skip
@@ -566,13 +571,13 @@ def test_many_pinned_keys_give_a_short_unique_folder_name(tmp_path):
     (cell,) = _cells(tmp_path)
     assert len(cell.name.encode()) <= MAX_NAME_BYTES and ",hash=" in cell.name
     assert cell.name.startswith("method=lasso,method.alpha=0.000123,")
-    again = run_cli("sweep", *args[:-2], "sparsity=0.123456788",
-                    f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    other = [a.replace("0.123456789", "0.123456788") for a in args]
+    again = run_cli("sweep", *other)
     assert again.returncode == 0 and len(_cells(tmp_path)) == 2  # another config
 
 
 def test_a_folder_named_by_an_older_rule_is_found_by_its_configuration(tmp_path):
-    grid = [*GRID, "method=omp", "neurons=5", "sparsity=0.05"]
+    grid = [*SMOKE_OFF, "method=omp", "neurons=5", "sparsity=0.05"]
     assert run_cli("sweep", *grid, f"hydra.sweep.dir={tmp_path}").returncode == 0
     (cell,) = _cells(tmp_path)
     old = "method=omp,neurons=5,sparsity=0.05"  # as Hydra's override_dirname named it
@@ -589,7 +594,8 @@ def test_a_folder_named_by_an_older_rule_is_found_by_its_configuration(tmp_path)
 def test_runs_from_a_folder_holding_sweep_and_analysis_folders(tmp_path):
     (tmp_path / "sweep").mkdir()
     (tmp_path / "analysis").mkdir()
-    out = run_cli("sweep", *GRID[:-1], "method=omp", "neurons=5", "hydra.sweep.dir=s",
+    out = run_cli("sweep", "-m", "experiment=smoke", "method=omp", "neurons=5",
+                  "hydra.sweep.dir=s",
                   cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "2 cells: 2 ok" in out.stdout

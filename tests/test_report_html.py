@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from browser import chromium, find_browser, page_check
 
-from analysis.html import best_per_cell, render_report
+from analysis.html import NONE_SUCCEEDS, Table, best_per_cell, render_report
 
 matplotlib.use("Agg")
 
@@ -59,22 +59,29 @@ def _results() -> pd.DataFrame:
     )
 
 
-def _page(**changes) -> str:
+def _page(*, best="default", problems="default", **changes) -> str:
+    """A page like a sweep's: its tables are the best method per cell and the
+    failed or missing cells (given, or the defaults here)."""
     figures = [(name, _png(i), caption) for i, (name, caption) in enumerate(FIGURES)]
-    problems = pd.DataFrame(
-        {
-            "cell": ["cells/3", ODD_CELL],
-            "status": ["failed", "missing"],
-            "error": ["ValueError: boom", ""],
-        }
-    )
+    if isinstance(problems, str):
+        problems = pd.DataFrame(
+            {
+                "cell": ["cells/3", ODD_CELL],
+                "status": ["failed", "missing"],
+                "error": ["ValueError: boom", ""],
+            }
+        )
+    if isinstance(best, str):
+        best = best_per_cell(_results(), cell_keys=["n_neurons", "sparsity"])
     arguments = {
         "title": "Sweep 2024-01-01_00-00-00",
         "command": "python -m sweep -m n_neurons=8,16 'method=lasso,omp'",
         "grid": {"n_neurons": [8, 16], "method": ["lasso", "omp", ODD_CELL]},
         "figures": figures,
-        "best": best_per_cell(_results(), cell_keys=["n_neurons", "sparsity"]),
-        "problems": problems,
+        "tables": [
+            Table("best", "Best method per cell", "the best, per cell", best),
+            Table("problems", "Failed or missing cells", "", problems),
+        ],
         "notes": ["2 cells failed or missing"],
     }
     return render_report(**{**arguments, **changes})
@@ -184,6 +191,10 @@ def test_sections_captions_and_ids(good_page):
     assert 'href="#fig-heatmaps-png"' in good_page
     for heading in ("Sweep", "Figures", "Best method per cell", "Failed or missing"):
         assert f"<h2>{heading}" in good_page
+    assert (
+        '<section id="best">\n<h2>Best method per cell</h2>\n<p>the best' in good_page
+    )
+    assert 'id="best-table"' in good_page and 'id="problems-table"' in good_page
     assert "<th>n_neurons</th><td>8, 16</td>" in good_page
     assert "ValueError: boom" in good_page
     assert "<li>2 cells failed or missing</li>" in good_page
@@ -245,10 +256,14 @@ def test_best_per_cell_nan_sorts_last():
             "other": [1, 2, 3, 4, 5],
         }
     )
-    best = best_per_cell(results, cell_keys=["k"])
+    rates = [np.nan, 0.1, 0.1, np.nan, np.nan]
+    best = best_per_cell(results.assign(success_rate=rates), cell_keys=["k"])
     assert best["method"].tolist() == ["c", "b"]  # k=1: NaN nmse after 0.5
     assert math.isnan(best["success_rate"].iloc[1])  # k=2: no rate, lowest nmse
     assert "other" not in best
+    best = best_per_cell(results, cell_keys=["k"])  # k=1: every rate 0 or NaN
+    assert best["method"].tolist() == [NONE_SUCCEEDS, "b"]
+    assert best["success_rate"].iloc[0] == 0 and math.isnan(best["nmse"].iloc[0])
 
 
 def test_best_per_cell_full_tie_takes_method_order_and_keeps_nan_keys():

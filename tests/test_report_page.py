@@ -1,36 +1,60 @@
 """What goes on report.html: captions, the command and grid, best method per cell,
 unfinished cells; and a real sweep's page opened in headless Chromium."""
 
+import dataclasses
 import html
-import shutil
 
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 from browser import chromium, page_check
-from conftest import ROOT, run_cli
-from sweep_factory import planned_figures
+from conftest import run_cli
+from sweep_factory import make_sweep, planned_figures
 
-from analysis import figures, page, report
+from analysis import figures, load, page, report
 from analysis.aggregate import PlotAxes
 from sweep import schema
 
-SCREENSHOTS = ROOT / "outputs" / "test-artifacts"  # git-ignored; kept after the run
 REGISTERED = {entry.name: entry for entry in figures.registered()}
 
 
+@pytest.fixture(scope="module")
+def fake_sweep(tmp_path_factory):
+    """A 2-D sweep (the figures' captions are written for it), its Sweep."""
+    sweep = make_sweep(tmp_path_factory.mktemp("captions"), trials=2)
+    return report.analysed(sweep, load(sweep))
+
+
 @pytest.mark.parametrize("entry", REGISTERED.values(), ids=list(REGISTERED))
-def test_every_figure_has_a_caption(entry):
-    text = entry.caption_of({field: "x" for field in entry.fields})
+def test_every_figure_has_a_caption(entry, fake_sweep):
+    fields = {field: "nmse" for field in entry.fields}  # a metric, for metric fields
+    text = entry.caption_of(fields, fake_sweep)
     assert len(text) > 40 and "{" not in text
-    assert entry.matches(entry.name.format(**{f: "x" for f in entry.fields}))
+    assert entry.matches(entry.name.format(**fields))
 
 
-def test_phase_caption_names_the_metric():
-    phase = REGISTERED["phase_{metric}.png"].caption_of({"metric": "success_rate"})
-    assert phase.startswith("Phase diagram of success rate (fraction")
-    capacity = REGISTERED["capacity_{metric}.png"].caption_of({"metric": "nmse"})
-    assert capacity.startswith("Capacity plot of NMSE (")
+def test_phase_caption_names_the_metric(fake_sweep):
+    phase = REGISTERED["phase_{metric}.png"]
+    text = phase.caption_of({"metric": "success_rate"}, fake_sweep)
+    assert text.startswith("Phase diagram of success rate (fraction")
+    capacity = REGISTERED["capacity_{metric}.png"]
+    text = capacity.caption_of({"metric": "nmse"}, fake_sweep)
+    assert text.startswith("Capacity plot of NMSE (")
+    assert "against neurons, a line per sparsity value, a panel per method;" in text
+
+
+def test_figures_that_lead_come_first(fake_sweep, monkeypatch):
+    """A figure whose ``leads`` holds for the sweep is planned before the others,
+    each group in registry order."""
+    entries = figures.registered()
+    order = [p.file for p in figures.planned(fake_sweep)]
+    heatmaps = next(e for e in entries if e.name == "heatmaps.png")
+    leading = dataclasses.replace(heatmaps, leads=figures.always)
+    patched = [leading if e is heatmaps else e for e in figures._REGISTRY]
+    monkeypatch.setattr(figures, "_REGISTRY", patched)
+    led = [p.file for p in figures.planned(fake_sweep)]
+    assert led == ["heatmaps.png", *(f for f in order if f != "heatmaps.png")]
+    assert order.index("heatmaps.png") > 0
 
 
 def test_command_and_grid_from_multirun_yaml(tmp_path):
@@ -106,9 +130,7 @@ def test_smoke_report_opens_in_chromium(tmp_path):
     check = page_check(text, tmp_path, "copy.html")
     assert check["images_total"] == check["images_loaded"] == len(drawn)
     assert check["errors"] == 0, check
-    shot = SCREENSHOTS / "report-smoke.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot = tmp_path / "report-smoke.png"  # pytest's folder: nothing in the checkout
     chromium(analysis / report.REPORT_FILE, f"--screenshot={shot}",
              "--window-size=1280,3000")  # fmt: skip
     assert mpimg.imread(shot)[..., :3].std() > 0.05  # not a blank page
-    shutil.copy(shot, tmp_path / "report-smoke.png")

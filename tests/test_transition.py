@@ -12,6 +12,8 @@ from analysis.aggregate import PlotAxes
 
 AXES = PlotAxes(x="sparsity", y="neurons", panels=("method", "method.positive"))
 N = 200
+FINE = np.geomspace(0.005, 0.95, 18)  # sparsities x1.36 apart
+COARSE = 0.01 * 2.0 ** np.arange(7)  # x2 apart
 
 
 def _cells(**keys) -> pd.DataFrame:
@@ -85,15 +87,23 @@ def test_separated_points_are_interpolated():
     assert log_p[1] < log_p50 < log_p[2] and se == pytest.approx(np.log(2) / 2)
 
 
-def _trials(shift: float, nonneg: bool = False) -> pd.DataFrame:
+def _trials(
+    shift: float,
+    nonneg: bool = False,
+    *,
+    n: int = N,
+    grid=FINE,
+) -> pd.DataFrame:
     """Trial rows whose success follows the theory's boundary p50 = critical_sparsity
-    (m/n) times exp(shift), with a probit width of 0.25 in log p."""
+    (m/n) times exp(shift), with a probit width of 0.25 in log p; m/n = 0.1 ... 0.9,
+    sparsity on ``grid``."""
     rows = []
-    for m in range(20, 200, 20):
-        p50 = theory.critical_sparsity(m / N, nonneg=nonneg) * np.exp(shift)
-        for p in np.geomspace(0.005, 0.95, 18):
+    for m in range(n // 10, n, n // 10):
+        p50 = theory.critical_sparsity(m / n, nonneg=nonneg) * np.exp(shift)
+        for p in grid:
             rate = float(ndtr((np.log(p50) - np.log(p)) / 0.25))
-            base = _cells(neurons=m, sparsity=p, **{"method.positive": nonneg})
+            keys = {"neurons": m, "sparsity": p, "method.positive": nonneg}
+            base = _cells(n_features=n, **keys)
             rows.append(base.assign(success_rate=rate, frac_zero=0.0, n_samples=2000))
     return pd.concat(rows, ignore_index=True)
 
@@ -165,3 +175,52 @@ def test_boundary_figure():
 def test_verdict_per_panel(shift, verdict):
     (line,) = transition.verdicts(transition.boundaries(_trials(shift), AXES))
     assert line.startswith("method=basis_pursuit") and f": {verdict} (" in line
+
+
+@pytest.mark.parametrize(
+    ("shift", "n", "grid", "reasons"),
+    [
+        (np.log(1.3), 50, FINE, ["n_features=50 is small"]),
+        (np.log(1.3), 200, FINE, []),  # large n: not that
+        (np.log(0.5), 50, FINE, []),  # lower p50: not that
+        (np.log(0.5), 200, COARSE, ["coarse"]),
+        (np.log(1.3), 50, COARSE, ["is small", "coarse"]),
+    ],
+)
+def test_a_disagreement_says_what_explains_it(shift, n, grid, reasons):
+    """Finite size explains a boundary at larger sparsity when n_features < 200; a
+    grid whose sparsities around p50 are x2 apart is coarse; otherwise nothing."""
+    table = transition.boundaries(_trials(shift, n=n, grid=grid), AXES)
+    (line,) = transition.verdicts(table)
+    assert ": DISAGREE (" in line
+    for reason in reasons:
+        assert reason in line, line
+    if "coarse" in reasons:
+        assert "x2 apart" in line
+    if not reasons:
+        assert line.endswith("neither a small n_features nor a coarse grid explains it")
+    else:
+        assert "; expected: " in line and ("is small" in line) == (n < 200)
+
+
+def test_donoho_tanner_plane_puts_every_n_features_on_one_curve():
+    """A marker per cell at (m/n, k/m) coloured by its success rate, a marker shape
+    per n_features, one panel for both n; the curve delta -> psi^-1(delta) / delta."""
+    trials = pd.concat([_trials(0.0, n=100), _trials(0.0, n=200)], ignore_index=True)
+    axes = PlotAxes("sparsity", "neurons", ("n_features", "method", "method.positive"))
+    assert plots.dt_axes(axes).panels == ("method", "method.positive")
+    fig = plots.dt_figure(trials, axes, "success_rate")
+    (ax,) = [ax for ax in fig.axes if ax.get_title()]
+    markers = ax.collections
+    assert len(markers) == 2  # n = 100, then 200
+    for points, (n, rows) in zip(markers, trials.groupby("n_features"), strict=True):
+        expected = np.stack(
+            [rows["neurons"] / n, rows["sparsity"] * n / rows["neurons"]]
+        )
+        np.testing.assert_allclose(points.get_offsets(), expected.T)
+        np.testing.assert_array_equal(points.get_array(), rows["success_rate"])
+    (curve,) = ax.lines
+    rho, delta = theory.curve(nonneg=False, rho_min=1e-4)
+    np.testing.assert_allclose(curve.get_xydata(), np.stack([delta, rho / delta], 1))
+    omp = trials.assign(method="omp", **{"method.positive": None})
+    assert len(plots.dt_figure(omp, axes).axes[0].lines) == 0  # no curve

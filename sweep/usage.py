@@ -1,0 +1,132 @@
+"""What ``python -m sweep`` tells a user about a command before and after it runs:
+its help, a dry run (the cells, how many are finished, about how long the rest
+takes), how to resume a sweep, and one line when it is interrupted."""
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from sweep import CONF_DIR, OUTPUTS_DIR, budget, folders, schema
+from sweep.grid import PRESETS, Cell, expand_cells, options
+
+SHOWN = 20  # cells a dry run lists by name
+
+USAGE = """\
+python -m sweep: sparse features compressed into fewer neurons, then recovered; any
+key swept as a grid, run in parallel, each cell's results in its own folder.
+
+usage:
+  python -m sweep [key=value ...]           one cell
+  python -m sweep -m [key=a,b ...]          a grid: lists (a,b), range(start,stop,step),
+                                            glob(*) for every method or model
+  python -m sweep -m experiment=NAME ...    a preset's grid; axes given replace its axes
+  python -m sweep -m ... --dry-run          the cells, how many are finished, the time
+  python -m sweep resume [SWEEP_DIR]        the rest of the newest (or that) sweep
+  python -m analysis [SWEEP_DIR]            the figures and report.html of a sweep
+"""
+
+EXIT_CODES = """\
+exit codes: 0 every cell ok (or cached); 1 some cell failed (the summary names them);
+2 bad input, nothing ran; 130 interrupted (the line printed says how to resume).
+README.md has the rest; Hydra's own help: --hydra-help."""
+
+
+def help_text() -> str:
+    """The help of ``python -m sweep --help``."""
+    keys = _config_lines()
+    groups = [f"  {g}=  {', '.join(options(g))}" for g in ("method", "model")]
+    return "\n".join([
+        USAGE, "presets (experiment=NAME), with their cells:", *_presets(), "",
+        "keys (conf/config.yaml; S= and density= are sparsity= in the paper's words):",
+        *keys, "", "groups (parameters: method.alpha=..., model.steps=...; each"
+        " option's own yaml in conf/ states its defaults):", *groups, "", EXIT_CODES,
+    ])  # fmt: skip
+
+
+def _presets() -> list[str]:
+    """One line per preset: its name, the first line of its comment, its cells."""
+    lines = []
+    for name in options(PRESETS):
+        text = (CONF_DIR / PRESETS / f"{name}.yaml").read_text().splitlines()
+        about = next((t.lstrip("# ") for t in text[1:] if t.startswith("#")), "")
+        about = re.split(r": |; | \(", about)[0]  # its first clause
+        cells = {c.fingerprint for c in expand_cells([f"{PRESETS}={name}"], True)}
+        lines.append(f"  {name:<19} {about} ({len(cells)} cells)")
+    return lines
+
+
+def _config_lines() -> list[str]:
+    """conf/config.yaml's top-level keys with their comments."""
+    lines, keep = [], False
+    for line in (CONF_DIR / "config.yaml").read_text().splitlines():
+        keep = (keep or line.startswith("n_features:")) and not line.startswith("hydra")
+        if keep and line.strip():
+            lines.append("  " + line)
+    return lines
+
+
+def dry_run(argv: list[str], target: Path, todo: list[Cell], done: list[Cell]) -> str:
+    """What a command would run: its cells, how many are finished, about how long."""
+    from sweep.pool import clock, workers
+
+    parallel = workers(_n_jobs(argv), len(todo)) if todo else 1
+    trained, seconds = set(), 0.0
+    for cell in todo:  # a trained model is trained once, shared by its methods' cells
+        model = json.dumps({k: v for k, v in cell.flat.items()
+                            if not k.startswith("method")}, default=str)  # fmt: skip
+        seconds += budget.estimate_seconds(cell.flat, train=model not in trained)
+        trained.add(model)
+    seconds /= parallel
+    head = (f"dry run: {len(todo) + len(done)} cells in {target}: {len(done)} finished"
+            f" (cached), {len(todo)} to run, about {clock(seconds)} on {parallel}"
+            " cores (a rough estimate from the cells' sizes)")  # fmt: skip
+    names = [f"  {cell.name}" for cell in todo[:SHOWN]]
+    more = [f"  ... and {len(todo) - SHOWN} more"] if len(todo) > SHOWN else []
+    return "\n".join([head, *names, *more, "nothing ran (--dry-run)"])
+
+
+def _n_jobs(argv: list[str]) -> int:
+    found = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.launcher.n_jobs=")]
+    return int(found[-1]) if found else -1
+
+
+def resume_argv(path: str | None) -> list[str]:
+    """The command that made a sweep (its multirun.yaml), on that sweep's folder:
+    the newest under outputs/sweeps without ``path``."""
+    sweep_dir = Path(path) if path else folders.latest_sweep(OUTPUTS_DIR)
+    if sweep_dir is None or not (sweep_dir / "multirun.yaml").is_file():
+        where = sweep_dir or OUTPUTS_DIR / "sweeps"
+        raise FileNotFoundError(f"{where}: no sweep to resume (no multirun.yaml)")
+    made = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
+    settings = [o for o in made.hydra
+                if not re.match(r"hydra\.(mode|sweep\.dir)=", o)]  # fmt: skip
+    return ["-m", *made.task, *settings, f"hydra.sweep.dir={sweep_dir.absolute()}"]
+
+
+def interrupted(argv: list[str], target: Path, multirun: bool) -> str:
+    """One line when a command is interrupted: how far it got, how to go on."""
+    if not multirun:
+        again = shlex.join(["python", "-m", "sweep", *argv])
+        return f"interrupted, nothing kept; run it again with: {again}\n"
+    statuses = folders.cell_statuses(target)
+    done = sum(s.get("status") in schema.DONE for s in statuses.values())
+    again = shlex.join(["python", "-m", "sweep", "resume", str(target.absolute())])
+    return f"interrupted: {done} of {len(statuses)} cells done; resume with: {again}\n"
+
+
+def run_table(target: Path) -> str:
+    """A single run's folder and its metrics, a row per trial and their mean."""
+    import pandas as pd  # only once a single run has finished
+
+    try:
+        rows = pd.read_parquet(target / schema.METRICS_FILE)
+    except Exception:  # a run refused before it wrote anything: its log said why
+        return ""
+    shown = [c for c in ("success_rate", "nmse", "support_f1", "r2", "l0", "mcc")
+             if c in rows and rows[c].notna().any()]  # fmt: skip
+    table = rows.set_index("trial")[shown]
+    table.loc["mean"] = table.mean()
+    return f"results in {target}:\n{table.to_string(float_format='{:.4g}'.format)}\n"

@@ -1,0 +1,43 @@
+"""The pool launcher's progress lines (the crash isolation: tests/test_faults.py)."""
+
+import logging
+
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+
+from sweep import pool
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.4, "0 s"), (12.4, "12 s"), (65, "1 min 05 s"), (3725, "1 h 02 min")],
+)
+def test_clock(seconds, text):
+    assert pool.clock(seconds) == text
+
+
+def test_progress_counts_cells_and_says_what_is_left(caplog, monkeypatch):
+    now = iter([100.0, 110.0, 130.0])  # start, then two cells finish
+    monkeypatch.setattr(pool.time, "monotonic", lambda: next(now))
+    progress = pool.Progress(4)
+    jobs = [pool.Job(i, ("neurons=5", f"hydra.sweep.subdir='cell{i}'")) for i in (0, 1)]
+    ok, failed = ({"line": "ok cell0: x=1"}, {"status": "failed"})
+    with caplog.at_level(logging.INFO, logger=pool.log.name):
+        for job, status in zip(jobs, (ok, failed), strict=True):  # 10 s, then 30 s
+            progress.finished(job, JobReturn(status=JobStatus.COMPLETED,
+                                             _return_value=status))  # fmt: skip
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first == "[1/4] ok cell0: x=1 | 10 s elapsed, about 30 s left"
+    assert second == "[2/4] failed cell1 | 30 s elapsed, about 30 s left"
+
+
+def test_a_heartbeat_names_the_running_cells(caplog, monkeypatch):
+    now = iter([0.0, 95.0])
+    monkeypatch.setattr(pool.time, "monotonic", lambda: next(now))
+    progress = pool.Progress(3)
+    running = [pool.Job(0, ("hydra.sweep.subdir='method=sae,neurons=5'",))]
+    with caplog.at_level(logging.INFO, logger=pool.log.name):
+        progress.waiting(running)
+    assert caplog.records[0].getMessage() == (
+        "[0/3] still running (1 min 35 s elapsed): method=sae,neurons=5"
+    )
