@@ -37,9 +37,10 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("sweep_dirs", nargs="*", type=Path, metavar="SWEEP_DIR",
                        help="a sweep folder (default: the newest in outputs/sweeps); "
                        "two or more: compare them")  # fmt: skip
-    found.add_argument("--label", action="append", default=[],
-                       help="a name per compared sweep, in order (default: "
-                       "their folders' names)")  # fmt: skip
+    found.add_argument("--label", action="extend", nargs="+", default=[],
+                       help="a name per compared sweep, in order: --label a b"
+                       " or --label a --label b (default: their folders' names)",
+                       )  # fmt: skip
     found.add_argument(
         "--metric",
         default="success_rate",

@@ -1,8 +1,12 @@
 """From a sweep folder's files to tables: trials -> one row per cell -> capacity.
 
 Reading goes through ``sweep.folders``; column and file names come from
-``sweep.schema``. Config columns are tidied once when loading (one type each, floats
-rounded), so that everything after is plain pandas ``groupby`` and ``sort_values``.
+``sweep.schema``. Which columns are configuration keys is decided here alone
+(``config_columns``): the top-level keys, the data keys (``data.firing`` ...) and the
+groups' (``model``, ``model.*``, ``method``, ``method.*``). Config columns are tidied
+once when loading (one type each, floats rounded, a key added after a cell was
+written filled with its default), so that everything after is plain pandas
+``groupby`` and ``sort_values``.
 """
 
 import logging
@@ -15,7 +19,7 @@ import pandas as pd
 from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
 from analysis import chance
-from sweep import folders
+from sweep import config, data, folders
 from sweep.schema import (
     CONFIG_KEYS,
     DERIVED_COLUMNS,
@@ -35,6 +39,7 @@ CAPACITY = "max_sparsity"  # capacity.csv: largest sparsity at >= 50 % success
 SIG_DIGITS = 10  # floats equal to 10 significant digits are the same config value
 AXIS_EXCLUDED = ("seed", "trials")  # varying, but never an axis of a plot
 NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal", "empty")
+DATA_PREFIX = f"{data.SECTION}."  # the data keys' columns: data.firing, ...
 
 
 class NoResultsError(ValueError):
@@ -113,6 +118,7 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             frames.append(rows.assign(status=status["status"], **{CELL_DIR: name}))
         n_rows = 0 if rows is None else len(rows)
         cells.append({CELL_DIR: name, **status, "rows": n_rows})
+    _warn_older(sweep_dir, frames)
     for name in folders.never_started(sweep_dir):  # in grid.json, no folder at all
         cells.append({CELL_DIR: name, "status": "missing", "error": "never started"})
     cells = pd.DataFrame(cells, columns=[CELL_DIR, "status", "error", "rows"])
@@ -134,18 +140,40 @@ def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
         log.warning("no %s in %s (status %s)", METRICS_FILE, cell_dir, status)
         return None
     try:
-        rows = pd.read_parquet(path)
+        return pd.read_parquet(path)
     except Exception as err:  # a partial or corrupt file must not stop the analysis
         log.warning("skipping unreadable %s: %s", path, err)
         return None
-    missing = [c for c in METRIC_COLUMNS if c not in rows]
-    if missing:  # e.g. written by an older schema_version: kept, its gaps are NaN
-        version = rows["schema_version"].iloc[0] if "schema_version" in rows else "?"
-        log.warning(
-            "%s (schema_version %s) lacks %s: those values are missing from its cell",
-            path, version, ", ".join(missing),
-        )  # fmt: skip
-    return rows
+
+
+def _warn_older(sweep_dir: Path, frames: list[pd.DataFrame]) -> None:
+    """A warning per set of metrics that some cells lack (written by an older
+    schema_version, or before a metric existed): they are kept, their gaps NaN. One
+    cell: its file named; several lacking the same: how many, and the first. A
+    metric no cell has (a sweep written before it existed) is only logged."""
+    frames = [rows for rows in frames if len(rows)]
+    nowhere = [c for c in METRIC_COLUMNS if not any(c in rows for rows in frames)]
+    if nowhere:
+        log.debug("no cell has %s (written before they existed)", ", ".join(nowhere))
+    lacking: dict[tuple, list[str]] = {}
+    for rows in frames:
+        missing = tuple(c for c in METRIC_COLUMNS if c not in rows and c not in nowhere)
+        if missing:
+            version = rows.get("schema_version", pd.Series(["?"])).iloc[0]
+            lacking.setdefault((version, missing), []).append(rows[CELL_DIR].iloc[0])
+    for (version, missing), names in lacking.items():
+        first = Path(sweep_dir) / names[0] / METRICS_FILE
+        if len(names) == 1:
+            log.warning(
+                "%s (schema_version %s) lacks %s: those values are missing from its"
+                " cell", first, version, ", ".join(missing),
+            )  # fmt: skip
+        else:
+            log.warning(
+                "%d metrics files (schema_version %s) lack %s: those values are"
+                " missing from their cells (the first: %s)",
+                len(names), version, ", ".join(missing), first,
+            )  # fmt: skip
 
 
 def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
@@ -171,9 +199,46 @@ def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
 def tidy(trials: pd.DataFrame) -> pd.DataFrame:
     """Config and derived columns with one type each: numbers as floats rounded to
     10 significant digits (ints kept), text and bools with None for missing, and a
-    column mixing kinds (1e-6 and "auto") as text."""
+    column mixing kinds (1e-6 and "auto") as text; a key added after some cells
+    were written filled with its default in their rows (``with_defaults``)."""
+    trials = with_defaults(trials)
     columns = [*config_columns(trials), *(c for c in DERIVED_COLUMNS if c in trials)]
     return trials.assign(**{c: _tidy_column(trials[c]) for c in columns})
+
+
+def with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the keys added after the first cells were written
+    (``sweep.config.LATER``: the data keys, ``model.geometry``, ``model.target_cos``)
+    at their default for the row's method and model, in the rows that lack them: a
+    cell written before a key existed computed what its default computes, so it is
+    the same configuration as a newer cell at the default. Only columns that some
+    row has: a sweep written before them all gains none and analyses as before."""
+    later = [c for c in frame if c.startswith(config.LATER)]
+    if not later or not frame[later].isna().to_numpy().any():
+        return frame
+    frame, missing = frame.copy(), frame[later].isna()
+
+    def name(group: str) -> list:
+        values = frame[group] if group in frame else [None] * len(frame)
+        return [None if pd.isna(v) else str(v) for v in values]
+
+    pairs = list(zip(name("method"), name("model"), strict=True))
+    integers = set()  # columns given an integer default: integers again when full
+    for pair in dict.fromkeys(pairs):
+        defaults = config._defaults(*pair)
+        at = np.array([p == pair for p in pairs])
+        for column in later:
+            rows = at & missing[column].to_numpy()
+            if defaults.get(column) is not None and rows.any():
+                frame[column] = frame[column].astype(object)
+                frame.loc[rows, column] = defaults[column]
+                kind = type(defaults[column])
+                integers |= {column} if kind is int else set()  # (not bool)
+    for column in integers:  # a NaN had made the newer rows' integers floats
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.notna().all() and (values % 1 == 0).all():
+            frame[column] = values.astype("int64")
+    return frame
 
 
 def _tidy_column(column: pd.Series) -> pd.Series:
@@ -214,13 +279,22 @@ def _not_done(status: pd.Series) -> pd.Series:
 
 
 def config_columns(frame: pd.DataFrame) -> list[str]:
-    """The config-key columns present, in a fixed order: schema order, then groups."""
+    """The config-key columns present, in a fixed order: the top-level keys (schema
+    order), the data keys (``data.firing`` ...: in ``sweep.data.KEYS`` order, then any
+    other, sorted), then each group and its parameters. The one place that says
+    which columns are configuration: they split cells and may be axes or panels;
+    every other numeric column is a metric."""
     top = [key for key in CONFIG_KEYS if key in frame]
+    known = [DATA_PREFIX + key for key in data.KEYS]
+    data_keys = [key for key in known if key in frame]
+    data_keys += sorted(
+        c for c in frame if c.startswith(DATA_PREFIX) and c not in known
+    )
     grouped = []
     for group in GROUPS:
         params = sorted(c for c in frame if c.startswith(group + "."))
         grouped += [group] * (group in frame) + params
-    return top + grouped
+    return top + data_keys + grouped
 
 
 def is_number(column: pd.Series) -> bool:

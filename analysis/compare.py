@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 TABLE_FILE = "compare.csv"
 BOUNDARIES_FILE = "compare_boundaries.png"
 LABEL = "sweep"  # the column naming each sweep in the long tables
-COMPARED = "compared"  # the panel key of the difference maps: "b - a"
+COMPARED = "comparison"  # the panel key of the difference maps: "b - a"
 
 
 class NoSharedGrid(ValueError):

@@ -37,7 +37,15 @@ from analysis.aggregate import (
 )
 from analysis.chance import CHANCE
 from analysis.figures import Sweep, figure
-from analysis.transition import draw_theory, draw_theory_dt, dt_curve_kind, panel_curve
+from analysis.transition import (
+    draw_theory,
+    draw_theory_dt,
+    dt_curve_kind,
+    dt_without_curve,
+    no_curve_words,
+    panel_curve,
+    without_curve,
+)  # fmt: skip
 from sweep import folders
 from sweep.schema import SAMPLES_FILE
 from sweep.thresholds import ACTIVE, RECOVERED
@@ -256,7 +264,8 @@ def _annotate(ax: Axes, xs, ys, Z: np.ndarray, *, norm: Normalize, cmap) -> None
 
 def phase_marks(results: pd.DataFrame, axes: PlotAxes, metric: str) -> list[str]:
     """What the heat maps of ``metric`` show besides their colours, in words: the
-    50 % contour, the theory curve, cells at chance, grey cells (only those drawn)."""
+    50 % contour, the theory curve (or why panels of exact-L1 solvers lack it),
+    cells at chance, grey cells (only those drawn)."""
     x, y, marks = axes.x, axes.y, []
     groups = [rows for _, rows in panel_groups(results, axes.panels)]
     if "success_rate" in results and any(success_grid(r, x=x, y=y) for r in groups):
@@ -264,6 +273,8 @@ def phase_marks(results: pd.DataFrame, axes: PlotAxes, metric: str) -> list[str]
     if any(panel_curve(rows, x=x, y=y) is not None for rows in groups):
         marks.append("red dashed: the L1 phase transition of exact L1 solvers on "
                      "Gaussian W (Donoho-Tanner, n -> infinity)")  # fmt: skip
+    if failing := without_curve(groups, x=x, y=y):
+        marks.append(no_curve_words(failing))
     column = chance_column(metric)
     if column in results and (_floats(results[metric]) <= results[column]).any():
         marks.append("hatched: mcc at or below chance (random atoms of the same sizes)")
@@ -582,6 +593,9 @@ def dt_marks(results: pd.DataFrame, axes: PlotAxes) -> list[str]:
     marks = ["a cell with k > m (k/m > 1) lies above the plane"]
     if any(dt_curve_kind(rows) is not None for _, rows in groups):
         marks.append("red dashed: the L1 phase transition (theory, n -> infinity)")
+    found = (dt_without_curve(rows) for _, rows in groups)
+    if failing := list(dict.fromkeys(item for f in found for item in f)):
+        marks.append(no_curve_words(failing))
     return marks
 
 
@@ -807,7 +821,7 @@ def capacity_number_of(sweep: Sweep) -> Figure:
 @figure(
     "heatmaps.png",
     caption="True features X (left) and each method's recovered X_hat on the same "
-    "test samples (paired data), for a few representative cells.",
+    "test samples (paired data), for representative cells.",
 )
 def heatmaps_of(sweep: Sweep) -> Figure:
     """heatmaps.png: true X and each method's X_hat in the representative cells

@@ -117,7 +117,7 @@ def report_page(
         title=f"Sweep {sweep.name}", command=command, grid=grid,
         figures=[(f.file, (out / f.file).read_bytes(), f.caption) for f in drawn],
         tables=tables, notes=[*transition.verdicts(sweep.boundary),
-                              *plots.omitted(sweep)],
+                              *transition.omitted(sweep), *plots.omitted(sweep)],
     )  # fmt: skip
 
 

@@ -5,7 +5,13 @@ The curve (``analysis.theory``) describes exact L1 minimisation of x from h = W 
 with Gaussian W: ``basis_pursuit``, and ``lasso_lars`` when its alpha is small enough
 that the L1 shrinkage stays well inside the success tolerance. ``positive: true``
 adds x >= 0 and moves the curve (the nonnegative transition). It needs
-``model=random`` (the theory's ensemble) and noise-free H.
+``model=random`` with its Gaussian geometry (the theory's ensemble), noise-free H,
+and features that fire independently at one rate (``data.firing=constant``, no
+correlation, no hierarchy; exactly-k cells count as constant), so that every support
+of a size is as likely: ``assumptions_fail`` names the keys that break this, and
+neither the curve nor the boundary comparison is made for those cells. The
+magnitudes (``data.magnitude``) do not matter: exact L1 recovers x or not by its
+support and signs alone.
 
 The measured boundary: for each neurons value m of such a panel, a probit fit of
 the samples' successes against log sparsity, P(success) = Phi(a + b log p), pooled
@@ -48,9 +54,53 @@ BOUNDARY_COLUMNS = [
 ]  # fmt: skip
 
 
+# What the theory assumes of the data and of W: key -> (its values where that holds,
+# (another key, its values that make it hold whatever the first key's value)): zipf
+# or linear firing at firing_ratio 1 is one rate, correlation_strength 0 none. A
+# key's default (a cell written before the key existed) is always among the values.
+ASSUMED = {
+    "data.firing": (("constant",), ("data.firing_ratio", (1.0,))),  # equal rates
+    "data.correlation": (("none",), ("data.correlation_strength", (0.0,))),
+    "data.hierarchy_depth": ((0,), None),
+    "model.geometry": (("gaussian",), None),
+}
+ASSUMPTIONS = "independent features of equal rate, Gaussian W"
+
+
+def assumptions_fail(rows: pd.DataFrame) -> list[str]:
+    """The key=value of these cells for which the theory's assumptions about the
+    data and W fail (``ASSUMED``), in that order; [] where they hold."""
+    failing = []
+    for key, (holds, alternative) in ASSUMED.items():
+        if key not in rows:
+            continue
+        bad = rows[key].notna() & ~rows[key].isin(holds)
+        if alternative is not None and alternative[0] in rows:
+            other = pd.to_numeric(rows[alternative[0]], errors="coerce")
+            bad &= ~other.isin(alternative[1])
+        failing += [f"{key}={style.fmt(v)}" for v in dict.fromkeys(rows.loc[bad, key])]
+    return failing
+
+
+def no_curve_words(failing: list[str], what: str = "no L1 theory curve") -> str:
+    """Why a panel of an exact-L1 solver has no theory curve (``what``), in one
+    sentence; failing: from ``assumptions_fail``."""
+    return (
+        f"{what}: its assumptions ({ASSUMPTIONS}) do not hold for {', '.join(failing)}"
+    )
+
+
 def curve_kind(rows: pd.DataFrame) -> bool | None:
     """Whether these cells' theory curve is the nonnegative one; None if no curve
-    describes them (another method or model, noise, mixed settings)."""
+    describes them (another method or model, noise, mixed settings, or data or a
+    geometry the theory does not assume: ``assumptions_fail``)."""
+    kind = solver_kind(rows)
+    return None if kind is None or assumptions_fail(rows) else kind
+
+
+def solver_kind(rows: pd.DataFrame) -> bool | None:
+    """``curve_kind`` as far as the solver, the model and the noise go: which
+    curve would describe these cells on the data the theory assumes."""
 
     def one(key: str):
         values = rows[key].dropna().unique() if key in rows else []
@@ -81,6 +131,33 @@ def panel_curve(rows: pd.DataFrame, *, x: str | None, y: str | None) -> bool | N
     """``curve_kind`` of a phase-diagram panel, None unless its axes are (sparsity
     or k) x neurons: the plane the curve lives in."""
     return curve_kind(rows) if y == "neurons" and x in ("sparsity", "k") else None
+
+
+def panel_without_curve(rows: pd.DataFrame, *, x: str | None, y: str | None
+                        ) -> list[str]:  # fmt: skip
+    """The failed assumptions (``assumptions_fail``) of a phase-diagram panel that
+    would have the curve on the data the theory assumes; [] for any other panel."""
+    in_plane = y == "neurons" and x in ("sparsity", "k")
+    return assumptions_fail(rows) if in_plane and solver_kind(rows) is not None else []
+
+
+def without_curve(groups, *, x: str | None, y: str | None) -> list[str]:
+    """``panel_without_curve`` of every panel (``groups``: their rows), each
+    key=value once, in order."""
+    found = (panel_without_curve(rows, x=x, y=y) for rows in groups)
+    return list(dict.fromkeys(item for failing in found for item in failing))
+
+
+def omitted(sweep: Sweep) -> list[str]:
+    """Why panels of exact-L1 solvers get no theory curve and no boundary
+    comparison, in one line for the report page ([] when none lacks them so)."""
+    axes = sweep.axes
+    groups = [rows for _, rows in panel_groups(sweep.results, axes.panels)]
+    failing = without_curve(groups, x=axes.x, y=axes.y)
+    if not failing:
+        return []
+    what = "No L1 theory curve and no 50 % boundary compared with it (boundary.csv)"
+    return [no_curve_words(failing, what)]
 
 
 def draw_theory(ax: Axes, rows: pd.DataFrame, *, x: str, y: str) -> bool:
@@ -312,6 +389,13 @@ def dt_curve_kind(rows: pd.DataFrame) -> bool | None:
     """The curve (``curve_kind``) every n_features of a panel shares, or None."""
     kinds = {curve_kind(group) for _, group in rows.groupby("n_features")}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+def dt_without_curve(rows: pd.DataFrame) -> list[str]:
+    """The failed assumptions of a panel in Donoho-Tanner coordinates that would
+    have the curve on the data the theory assumes; [] for any other panel."""
+    kinds = {solver_kind(group) for _, group in rows.groupby("n_features")}
+    return assumptions_fail(rows) if len(kinds) == 1 and None not in kinds else []
 
 
 def draw_theory_dt(ax: Axes, rows: pd.DataFrame) -> bool:

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from sweep.data import textbook
 from sweep.models import train_toy
 
 N_FEATURES, N_NEURONS, BATCH, INSTANCES = 20, 5, 1024, 10
@@ -29,7 +30,8 @@ def rate(n_instances: int, steps: int, repeats: int) -> float:
         rngs = [np.random.default_rng([r, i]) for i in range(n_instances)]
         start = time.perf_counter()
         train_toy(
-            N_FEATURES, N_NEURONS, rngs=rngs, sparsity=0.1, k=None,
+            N_FEATURES, N_NEURONS, rngs=rngs,
+            features=[textbook(N_FEATURES, 0.1)] * n_instances,
             importance=0.7 ** np.arange(N_FEATURES), relu=True, lr=1e-3,
             weight_decay=0.01, batch_size=BATCH, steps=steps,
         )  # fmt: skip

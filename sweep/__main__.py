@@ -51,8 +51,9 @@ def with_default_dirs(argv: list[str]) -> list[str]:
 def cli(argv: list[str]) -> int:
     """Check the command and every point of its grid, run it, return the exit code."""
     if argv[:1] == ["resume"]:  # the rest of the newest (or a named) sweep
+        named = len(argv) > 1 and not argv[1].startswith("-")  # a folder, not a flag
         try:
-            argv = [*usage.resume_argv(argv[1] if len(argv) > 1 else None), *argv[2:]]
+            argv = [*usage.resume_argv(argv[1] if named else None), *argv[1 + named :]]
         except FileNotFoundError as err:
             return _bad_input([str(err)])
         sys.stdout.write(f"resuming: {shlex.join(['python', '-m', 'sweep', *argv])}\n")

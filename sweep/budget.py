@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.methods import ACTIVATIONS, METHODS
-from sweep.models import EVAL_BATCH, MODELS
+from sweep.models import EVAL_BATCH, MODELS, SPREAD_STEPS
 
 GB = 1e9
 F64 = 8  # bytes per float64 (and int64)
@@ -37,18 +37,32 @@ def estimate_bytes(flat: dict) -> float:
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     test, train = flat["n_samples"], flat["n_train"]
     kept, work, aligning = _METHOD_WORK.get(flat["method"], _default)(flat)
-    # X (test, n), H (test, m), H_train (train, m); W, known W and a copy (m, n)
-    held = trials * (test * (n + m) + train * m + 3 * m * n) + kept
-    # a draw beside its X: the mask (with k: the sort keys and their argpartition)
+    # X (test, n), H (test, m), H_train (train, m); W, known W and a copy (m, n); each
+    # trial's feature distribution (its correlation loading)
+    held = trials * (test * (n + m) + train * m + 3 * m * n + _loading(flat)) + kept
+    # a draw beside its X: the mask (with k: the sort keys and their argpartition; with
+    # a correlation: the latents, their own and shared parts)
     draw = 0.25 if flat["k"] is None else 2.25
+    if flat.get("data.correlation", "none") != "none":
+        draw += 3
+    spreading = 6 * n * n if flat.get("model.geometry") == "orthogonal" else 0
     steps = (
         max(draw * test, (draw + 1) * train) * n,  # a draw (X_train is not kept)
         work,  # the method on the last trial (earlier trials' results are kept)
         3 * test * n + 2 * n * n + aligning,  # scoring: errors, squares; (W_i.W_j)^2
         _tables(flat),
+        spreading,  # orthogonal directions: W^T W, its residual and their temporaries
     )
     arrays = max(F64 * (held + max(steps)), _training_bytes(flat))
     return PROCESS_BYTES + SLACK * arrays
+
+
+def _loading(flat: dict) -> float:
+    """Entries of a trial's correlation loading: (n, rank), or (n, n) for random."""
+    n, kind = flat["n_features"], flat.get("data.correlation", "none")
+    if kind == "random":
+        return n * n
+    return n * min(flat.get("data.correlation_rank", 0), n) if kind == "low_rank" else 0
 
 
 # Known-dictionary methods: per (n_samples x n_features) and (n_features x n_features)
@@ -259,7 +273,8 @@ JOB_SECONDS = 0.3  # a job's own cost: composing its config, its files and log
 def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     """A rough estimate of a cell's wall time on one core (seconds): recovering its
     test samples, fitting a learned dictionary, training a toy model (``train``:
-    False when another cell of the sweep trains the same model first)."""
+    False when another cell of the sweep trains the same model, or pushes the same
+    directions apart, first)."""
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     cost, power = PER_SAMPLE.get(flat["method"], (1e-4, 1.0))
     seconds = JOB_SECONDS + trials * flat["n_samples"] * cost * (n / 100) ** power
@@ -271,6 +286,9 @@ def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     elif flat["method"] == "dict_learning":  # passes over H_train, atoms x neurons
         atoms = flat.get("method.n_components") or n
         seconds += trials * flat["n_train"] * flat["method.max_iter"] * atoms * m * 6e-8
+    spreads = train and flat.get("model.geometry") == "orthogonal"
+    if spreads and n > m:  # measured: 40 ms a
+        seconds += trials * SPREAD_STEPS * n * n * m * 4e-10  # step at n=1000, m=100
     if train and flat.get("model") in MODELS.having(trained=True):
         # a step's fixed cost, and 7,800 instance-steps/s at n=20, m=5, batch 1024
         instances = trials * flat["model.restarts"]

@@ -43,6 +43,16 @@ def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
 
+def one_of(*allowed: Any) -> Check:
+    """One of the given values."""
+    text = " | ".join(map(str, allowed))
+
+    def check(value: Any) -> str | None:
+        return None if value in allowed and not isinstance(value, bool) else text
+
+    return check
+
+
 def optional(inner: Check) -> Check:
     """null, or what ``inner`` allows."""
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweep import CONF_DIR
+from sweep import CONF_DIR, data
 from sweep.checks import INT64_MAX, integer, optional, real
 from sweep.methods import ACTIVATIONS, METHODS
 from sweep.models import MODELS
@@ -38,6 +38,9 @@ TOP_LEVEL = {
     "represented_tol": real(0, 1),
 }
 
+# The data keys, ``data.firing`` ...: what the features look like (sweep/data.py).
+DATA = {f"{data.SECTION}.{key}": check for key, check in data.KEYS.items()}
+
 # Keys that say how a cell runs, not what it computes: not part of its identity (its
 # folder name, fingerprint and rows), so changing them keeps finished cells cached.
 RUN_KEYS = {
@@ -52,11 +55,14 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
         keys = [key for key in cfg if key != "hydra"]
         cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     flat = {key: cfg[key] for key in TOP_LEVEL if key in cfg}
+    section = cfg.get(data.SECTION) or {}
+    flat.update({f"{data.SECTION}.{key}": section[key] for key in sorted(section)})
     for group in GROUPS:
         params = dict(cfg.get(group) or {})
         flat[group] = params.pop("name", None)
         flat.update({f"{group}.{p}": v for p, v in sorted(params.items())})
-    extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - set(RUN_KEYS) - {"hydra"}
+    extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - set(RUN_KEYS)
+    extra -= {"hydra", data.SECTION}
     flat.update({key: cfg[key] for key in sorted(extra)})
     return flat
 
@@ -70,12 +76,17 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
         group, _, param = key.partition(".")
         if group in GROUPS:
             nested[group][param or "name"] = value
+        elif group == data.SECTION and param:
+            nested.setdefault(group, {})[param] = value
         else:
             nested[key] = value
     return nested
 
 
-FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"}
+FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"} | {
+    f"{data.SECTION}.{key}" for key, value in data.DEFAULTS.items()
+    if isinstance(value, float)
+}  # fmt: skip
 
 
 def normalise(flat: dict[str, Any]) -> dict[str, Any]:
@@ -101,13 +112,17 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
     """Every problem with one cell's flat configuration, one line each."""
     errors = []
     for key, value in flat.items():
-        if key in TOP_LEVEL:
-            why = TOP_LEVEL[key](value)
+        check = TOP_LEVEL.get(key) or DATA.get(key)
+        if check:
+            why = check(value)
             if why:
                 errors.append(f"{key}={show(value)}: allowed is {why}")
         elif key not in GROUPS and key.split(".")[0] not in GROUPS:
-            errors.append(unknown(key, value, TOP_LEVEL))
+            errors.append(unknown(key, value, [*TOP_LEVEL, *DATA]))
     errors += _check_sparsity(flat)
+    if not errors:
+        errors += data.problems(flat["n_features"], flat["sparsity"], flat["k"],
+                                data_keys(flat))  # fmt: skip
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
     if learns and flat.get("n_train") == 0:
         errors.append(
@@ -206,9 +221,31 @@ def show(value: Any, width: int = 40) -> str:
 # --- identity: fingerprint and folder name --------------------------------------------
 
 
+# Keys added after the first cells were written: at their default value (which
+# computes exactly what was computed before they existed) they are left out of a
+# cell's identity, so cells finished before them keep their fingerprint and data.
+LATER = (f"{data.SECTION}.", "model.geometry", "model.target_cos")
+
+
+def identity(flat: dict) -> dict:
+    """The keys that make a cell what it is: ``flat`` without the keys added later
+    (``LATER``) that hold their default."""
+    defaults = _defaults(flat.get("method"), flat.get("model"))
+    return {
+        key: value for key, value in flat.items()
+        if not (key.startswith(LATER) and defaults.get(key, _ABSENT) == value)
+    }  # fmt: skip
+
+
+def data_keys(flat: dict) -> dict:
+    """The cell's data keys without their prefix: ``{"firing": "zipf", ...}``."""
+    prefix = data.SECTION + "."
+    return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+
+
 def fingerprint(flat: dict) -> str:
-    """A stable hash of a cell's flat configuration."""
-    text = json.dumps(flat, sort_keys=True, default=str)
+    """A stable hash of a cell's identity (``identity``)."""
+    text = json.dumps(identity(flat), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -259,7 +296,7 @@ def _defaults(method: str | None, model: str | None) -> dict[str, Any]:
               for k, v in entry.items()}  # fmt: skip
     defaults = {key: conf.get(key) for key in TOP_LEVEL} | {
         group: chosen.get(group) for group in GROUPS
-    }
+    } | {f"{data.SECTION}.{key}": value for key, value in data.DEFAULTS.items()}
     for group, name in (("method", method), ("model", model)):
         if name in GROUPS[group]:
             params = Registry.params(GROUPS[group][name])

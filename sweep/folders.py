@@ -232,10 +232,10 @@ def expected_cells(sweep_dir: Path) -> list[str]:
 
 
 def never_started(sweep_dir: Path) -> list[str]:
-    """Cells of the recorded grid without a folder (the sweep stopped before them)."""
-    return [
-        name for name in expected_cells(sweep_dir) if not (sweep_dir / name).is_dir()
-    ]
+    """Cells of the recorded grid without a cell folder (the sweep stopped before
+    them; a folder holding only the start of its log counts as none)."""
+    started = {cell.name for cell in cell_dirs(sweep_dir)}
+    return [name for name in expected_cells(sweep_dir) if name not in started]
 
 
 def write_atomic(path: Path, write: Callable[[str], object]) -> None:

@@ -227,7 +227,7 @@ def _unknown_key(flat: dict, key: str, value: Any) -> str:
     group, _, param = key.partition(".")
     if group in GROUPS and param:
         return config.no_param(group, flat[group], param, value)
-    return config.unknown(key, value, [*config.TOP_LEVEL, *RUN_KEYS])
+    return config.unknown(key, value, [*config.TOP_LEVEL, *config.DATA, *RUN_KEYS])
 
 
 def _resolve(flat: dict, run: dict) -> tuple[dict, dict, list[str]]:

@@ -158,8 +158,9 @@ def run_trials(
 
 
 def build_models(flat: dict, cache_dir: Path | None = None) -> list[Model]:
-    """One model per trial; trained models come from (and go to) ``cache_dir``."""
-    if not pipeline.trained(flat) or cache_dir is None:
+    """One model per trial; costly ones (``pipeline.cached``) come from (and go to)
+    ``cache_dir``."""
+    if not pipeline.cached(flat) or cache_dir is None:
         return pipeline.build_models(flat)
     keys = pipeline.model_keys(flat)
     version = {"seed": flat["seed"], "training": TRAINING_VERSION}

@@ -37,7 +37,26 @@ def recovery_metrics(
         "r2": 1.0 - _ratio(sq, np.sum((X - X.mean(axis=0)) ** 2)),
         "r2_h": r_squared(H, X_hat @ W.T),
         "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
+        "true_l0": float(np.mean(np.sum(np.abs(X) > ACTIVE, axis=1))),
     }
+
+
+def coherence(W: np.ndarray, block: int = 2048) -> float:
+    """The dictionary's overlap: the mean over features of the largest |cos| between
+    its column of W (n_neurons, n_features) and another's (a zero column: 0).
+    Computed in blocks of features: memory O(block x n_features)."""
+    norms = np.linalg.norm(W, axis=0)
+    unit = W / np.where(norms > 0, norms, 1.0)
+    n = W.shape[1]
+    if n < 2:
+        return float("nan")
+    largest = np.empty(n)
+    for start in range(0, n, block):
+        cos = np.abs(unit[:, start : start + block].T @ unit)
+        rows = np.arange(cos.shape[0])
+        cos[rows, start + rows] = 0.0  # not with itself
+        largest[start : start + block] = cos.max(axis=1)
+    return float(largest.mean())
 
 
 def r_squared(H: np.ndarray, H_hat: np.ndarray) -> float:

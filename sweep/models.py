@@ -11,8 +11,8 @@ from functools import cache
 
 import numpy as np
 
-from sweep.checks import integer, real
-from sweep.data import sparse_features
+from sweep.checks import integer, one_of, real
+from sweep.data import Features
 from sweep.registry import Registry
 from sweep.thresholds import REPRESENTED, UNREPRESENTED
 
@@ -30,14 +30,13 @@ class ModelTraits:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a cell's models are built from: sizes, one generator per trial, and the
-    cell's data distribution (a trained model samples its batches from it)."""
+    """What a cell's models are built from: sizes, one generator per trial, and each
+    trial's feature distribution (a trained model samples its batches from it)."""
 
     n_features: int
     n_neurons: int
     rngs: list  # one numpy Generator per trial
-    sparsity: float | None = None
-    k: int | None = None
+    features: list[Features] = field(default_factory=list)  # one per trial
 
 
 @dataclass
@@ -51,17 +50,79 @@ class Model:
     relu: bool = True  # its own decoder: ReLU(W.T h + b), or W.T h + b if False
 
 
-def random_model(n_features: int, n_neurons: int, *, rng: np.random.Generator) -> Model:
-    """Zero-mean Gaussian W with unit-norm columns, b = 0, uniform importance."""
+def random_model(
+    n_features: int, n_neurons: int, *, rng: np.random.Generator,
+    geometry: str = "gaussian", target_cos: float = 0.0,
+) -> Model:  # fmt: skip
+    """Zero-mean Gaussian W with unit-norm columns (``orthogonal``: then pushed apart,
+    ``spread``), b = 0, uniform importance."""
     W = rng.standard_normal((n_neurons, n_features))
     W /= np.linalg.norm(W, axis=0)
+    if geometry == "orthogonal":
+        W = spread(W, target_cos)
     return Model(W=W, b=np.zeros(n_features), importance=np.ones(n_features))
 
 
-@MODELS.register("random", ModelTraits(trained=False))
-def random_models(spec: ModelSpec) -> list[Model]:
+@MODELS.register(
+    "random", ModelTraits(trained=False),
+    geometry=one_of("gaussian", "orthogonal"), target_cos=real(0, 1),
+)  # fmt: skip
+def random_models(
+    spec: ModelSpec, *, geometry: str = "gaussian", target_cos: float = 0.0
+) -> list[Model]:
     """One ``random_model`` per trial generator."""
-    return [random_model(spec.n_features, spec.n_neurons, rng=r) for r in spec.rngs]
+    return [
+        random_model(spec.n_features, spec.n_neurons, rng=r, geometry=geometry,
+                     target_cos=target_cos)
+        for r in spec.rngs
+    ]  # fmt: skip
+
+
+SPREAD_STEPS = 1000  # at most this many steps: each costs O(n_features^2 n_neurons)
+
+
+def spread(W: np.ndarray, target: float, lr: float = 0.01) -> np.ndarray:
+    """Unit columns of W (n_neurons, n_features) pushed apart until no two have
+    |cos| > ``target``, or as far as SPREAD_STEPS get.
+
+    With no more features than neurons: orthonormal columns (QR). Otherwise Adam on
+    the sphere on sum_{i != j} max(|cos_ij| - t, 0)^2, t lowered from the largest
+    |cos| by 5 % each time it is met, down to ``target``; the result is the W of
+    the lowest coherence (``metrics.coherence``) met on the way, never above the
+    start's.
+    """
+    m, n = W.shape
+    if n <= m:
+        Q, R = np.linalg.qr(W)
+        return Q * np.sign(np.diag(R))  # the Gram-Schmidt of W's columns
+    m1, v = np.zeros_like(W), np.zeros_like(W)
+    G = _overlaps(W)
+    best, lowest = W, np.abs(G).max(axis=1).mean()
+    t = max(target, 0.95 * np.abs(G).max())
+    for step in range(1, SPREAD_STEPS + 1):
+        R = np.sign(G) * np.maximum(np.abs(G) - t, 0.0)
+        if np.abs(R).max() < 1e-4:  # t met
+            if (found := np.abs(G).max(axis=1).mean()) < lowest:
+                best, lowest = W, found
+            if t <= target:
+                break
+            t = max(target, 0.95 * t)
+            continue
+        g = 4.0 * W @ R
+        g -= W * np.sum(g * W, axis=0)  # along the sphere
+        m1 = 0.9 * m1 + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        W = W - lr * (m1 / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+        W /= np.linalg.norm(W, axis=0)
+        G = _overlaps(W)
+    return best
+
+
+def _overlaps(W: np.ndarray) -> np.ndarray:
+    """W^T W with a zero diagonal: the cosines of unit columns with each other."""
+    G = W.T @ W
+    np.fill_diagonal(G, 0.0)
+    return G
 
 
 def represented(W: np.ndarray, tol: float = UNREPRESENTED) -> np.ndarray:
@@ -115,13 +176,14 @@ def toy_loss_and_grads(
 
 
 def toy_batch(
-    rng: np.random.Generator, batch_size: int, n_features: int, *, sparsity, k, dtype
+    rng: np.random.Generator, batch_size: int, dist: Features, *, dtype
 ) -> np.ndarray:
-    """A fresh training batch (batch_size, n_features) from the cell's distribution."""
-    if k is not None:
-        return sparse_features(batch_size, n_features, rng=rng, k=k).astype(dtype)
+    """A fresh training batch (batch_size, n_features) from the trial's distribution."""
+    if not dist.plain:
+        return dist.sample(batch_size, rng).astype(dtype)
     # One uniform u per entry: active when u < p, and then u / p is again U[0, 1).
-    u = rng.random((batch_size, n_features), dtype=dtype)
+    sparsity = dist.draw[0]
+    u = rng.random((batch_size, dist.n_features), dtype=dtype)
     return np.where(u < sparsity, u / dtype(sparsity), dtype(0))
 
 
@@ -130,8 +192,7 @@ def train_toy(
     n_neurons: int,
     *,
     rngs: list[np.random.Generator],
-    sparsity: float | None,
-    k: int | None,
+    features: list[Features],
     importance: np.ndarray,
     relu: bool,
     lr: float,
@@ -140,7 +201,8 @@ def train_toy(
     steps: int,
     dtype=np.float32,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Train one instance per generator, all together; each sees only its own stream.
+    """Train one instance per generator, all together; each sees only its own stream
+and samples from its own distribution (``features``, one per generator).
 
     AdamW (decoupled weight decay, as PyTorch's) from W ~ N(0, 2/(n+m)), b = 0.
     Returns W (n_inst, n_neurons, n_features) and b (n_inst, n_features), float64.
@@ -153,8 +215,8 @@ def train_toy(
     importance = importance.astype(dtype)
     for _ in range(steps):
         X = np.stack([
-            toy_batch(rng, batch_size, n_features, sparsity=sparsity, k=k, dtype=dtype)
-            for rng in rngs
+            toy_batch(rng, batch_size, dist, dtype=dtype)
+            for rng, dist in zip(rngs, features, strict=True)
         ])  # fmt: skip
         _, dW, db = toy_loss_and_grads(*params, X, importance, relu=relu)
         adam.step([dW, db])
@@ -179,8 +241,8 @@ def _register_toy(name: str, *, relu: bool, doc: str) -> None:
         batch_size=1024, steps=10_000, restarts=1,
     ) -> list[Model]:  # fmt: skip
         return toy_models(
-            spec.n_features, spec.n_neurons, rngs=spec.rngs, sparsity=spec.sparsity,
-            k=spec.k, importance_decay=importance_decay, restarts=restarts, relu=relu,
+            spec.n_features, spec.n_neurons, rngs=spec.rngs, features=spec.features,
+            importance_decay=importance_decay, restarts=restarts, relu=relu,
             lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
         )  # fmt: skip
 
@@ -197,8 +259,7 @@ def toy_models(
     n_neurons,
     *,
     rngs,
-    sparsity,
-    k,
+    features,
     importance_decay,
     restarts,
     relu,
@@ -215,20 +276,22 @@ def toy_models(
     children = [rng.spawn(restarts + 2) for rng in rngs]  # restarts, select, report
     W, b = train_toy(
         n_features, n_neurons, rngs=[c for cs in children for c in cs[:restarts]],
-        sparsity=sparsity, k=k, importance=importance, relu=relu, **train,
+        features=[dist for dist in features for _ in range(restarts)],
+        importance=importance, relu=relu, **train,
     )  # fmt: skip
 
-    def loss(rng, W, b) -> np.ndarray:
-        X = toy_batch(rng, EVAL_BATCH, n_features, sparsity=sparsity, k=k, dtype=float)
+    def loss(rng, W, b, dist) -> np.ndarray:
+        X = toy_batch(rng, EVAL_BATCH, dist, dtype=float)
         X = np.broadcast_to(X, (len(W), *X.shape))
         return toy_loss_and_grads(W, b, X, importance, relu=relu)[0]
 
     models = []
     for t, cs in enumerate(children):
         runs = slice(t * restarts, (t + 1) * restarts)
-        best = t * restarts + int(np.argmin(loss(cs[restarts], W[runs], b[runs])))
+        dist = features[t]
+        best = t * restarts + int(np.argmin(loss(cs[restarts], W[runs], b[runs], dist)))
         one = slice(best, best + 1)
-        reported = float(loss(cs[restarts + 1], W[one], b[one])[0])
+        reported = float(loss(cs[restarts + 1], W[one], b[one], dist)[0])
         if not (np.isfinite(reported) and np.isfinite(W[best]).all()):
             raise FloatingPointError(
                 f"training diverged (trial {t}: loss {reported}, W finite:"

@@ -16,9 +16,10 @@ import pandas as pd
 
 from sweep import schema
 from sweep.align import recovered
-from sweep.data import add_noise, sparse_features
+from sweep.config import data_keys, identity
+from sweep.data import Features, add_noise, features
 from sweep.methods import Recovery, given, recover_trials
-from sweep.metrics import feature_metrics, recovery_metrics
+from sweep.metrics import coherence, feature_metrics, recovery_metrics
 from sweep.models import MODELS, Model, ModelSpec, known_dictionary
 from sweep.thresholds import UNREPRESENTED
 
@@ -52,7 +53,7 @@ def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
     spec = ModelSpec(
         flat["n_features"], flat["neurons"],
         rngs=[stream(flat, t, "model", keys) for t in trials],
-        sparsity=flat["sparsity"], k=flat["k"],
+        features=[distribution(flat, t) for t in trials],
     )  # fmt: skip
     return MODELS[flat["model"]](spec, **params(flat, "model"))
 
@@ -62,12 +63,19 @@ def trained(flat: dict) -> bool:
     return MODELS.traits[flat["model"]].trained
 
 
+def cached(flat: dict) -> bool:
+    """Whether the cell's models are worth keeping for the sweep's other cells: trained
+    ones, and directions pushed apart (``model.geometry=orthogonal``)."""
+    return trained(flat) or flat.get("model.geometry") == "orthogonal"
+
+
 def run_trials(
     flat: dict, models: list[Model], fit_seconds: float = 0.0
 ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """All trials of a cell on its models: per-trial metric dicts, and the tables to
     write. ``fit_seconds``: the time the models took (their share per trial)."""
-    data = [draw(flat, trial, model) for trial, model in enumerate(models)]
+    dists = [distribution(flat, trial) for trial in range(len(models))]
+    data = [draw(flat, t, model, dists[t]) for t, model in enumerate(models)]
     t1 = time.perf_counter()
     tol = flat.get("represented_tol", UNREPRESENTED)  # a config older than the key
     known = [known_dictionary(m.W, tol) for m in models]
@@ -82,7 +90,7 @@ def run_trials(
     for trial, (model, d, recovery) in enumerate(
         zip(models, data, recoveries, strict=True)
     ):
-        result = score(flat, model, d, recovery, known[trial])
+        result = score(flat, model, d, recovery, known[trial], dists[trial])
         learned = result.row.pop("fit_seconds", 0.0)  # a learned method's own fit
         metrics.append(result.row | {
             "fit_seconds": fit_seconds + learned,
@@ -102,10 +110,23 @@ def run_trials(
 
 def model_keys(flat: dict) -> dict:
     """The keys a trial's model depends on (trained ones: on the data too)."""
-    keys = _group(flat, "model") | {key: flat[key] for key in MODEL_KEYS}
+    keys = _group(identity(flat), "model") | {key: flat[key] for key in MODEL_KEYS}
     if trained(flat):
-        keys |= {key: flat[key] for key in DATA_KEYS}
+        keys |= _data_keys(flat)
     return keys
+
+
+def _data_keys(flat: dict) -> dict:
+    """The keys a trial's data depends on (data keys at their defaults left out, so
+    the textbook case draws what it drew before they existed)."""
+    return {key: flat[key] for key in DATA_KEYS} | _group(identity(flat), "data")
+
+
+def distribution(flat: dict, trial: int) -> Features:
+    """A trial's feature distribution; its random structure from a stream of its own."""
+    rng = stream(flat, trial, "structure", _data_keys(flat))
+    return features(flat["n_features"], flat["sparsity"], flat["k"], data_keys(flat),
+                    rng)  # fmt: skip
 
 
 def _weights(models: list[Model]) -> pd.DataFrame:
@@ -141,19 +162,20 @@ class Data:
     H_train: np.ndarray
 
 
-def draw(flat: dict, trial: int, model: Model) -> Data:
+def draw(flat: dict, trial: int, model: Model, dist: Features) -> Data:
     """One trial's data, compressed by the trial's model (streams of their own)."""
-    data = {key: flat[key] for key in DATA_KEYS}
-    X = _features(flat, flat["n_samples"], stream(flat, trial, "test", data))
+    data = _data_keys(flat)
+    X = dist.sample(flat["n_samples"], stream(flat, trial, "test", data))
     noise_keys = model_keys(flat) | data | {"noise": flat["noise"]}
     H = add_noise(
         X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
     )
-    return Data(X, H, _training_data(flat, trial, model.W, data, noise_keys))
+    return Data(X, H, _training_data(flat, trial, model.W, dist, data, noise_keys))
 
 
 def score(
-    flat: dict, model: Model, data: Data, recovery: Recovery, known: np.ndarray
+    flat: dict, model: Model, data: Data, recovery: Recovery, known: np.ndarray,
+    dist: Features,
 ) -> TrialResult:
     """One trial's metrics; a learned dictionary is aligned to the known W first."""
     X, H = data.X, data.H
@@ -163,8 +185,9 @@ def score(
         X, X_hat, H=H, W=model.W, importance=model.importance,
         success_tol=flat["success_tol"],
     )  # fmt: skip
-    row |= model.info | info
+    row |= model.info | info | {"coherence": coherence(model.W)}
     feats = feature_metrics(X, X_hat, W=model.W, b=model.b, importance=model.importance)
+    feats["firing_rate"] = dist.rates
     if found is None:
         return TrialResult(row, feats, X, X_hat)
     feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
@@ -180,19 +203,12 @@ def _cosines(C: np.ndarray, trial: int) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def _training_data(flat, trial, W, data, noise_keys) -> np.ndarray:
+def _training_data(flat, trial, W, dist, data, noise_keys) -> np.ndarray:
     """H_train (n_train, n_neurons), drawn from streams of its own."""
     rng = stream(flat, trial, "train", data | {"n_train": flat["n_train"]})
-    X_train = _features(flat, flat["n_train"], rng)
+    X_train = dist.sample(flat["n_train"], rng)
     rng_noise = stream(flat, trial, "train_noise", noise_keys)
     return add_noise(X_train @ W.T, noise=flat["noise"], rng=rng_noise)
-
-
-def _features(flat: dict, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """X (n_samples, n_features) for the cell's data keys."""
-    return sparse_features(
-        n_samples, flat["n_features"], rng=rng, sparsity=flat["sparsity"], k=flat["k"]
-    )
 
 
 def stream(flat: dict, trial: int, name: str, keys: dict) -> np.random.Generator:

@@ -48,6 +48,8 @@ METRIC_COLUMNS = (
     "r2",
     "r2_h",
     "l0",
+    "true_l0",
+    "coherence",
     "fit_seconds",
     "recover_seconds",
 )
@@ -60,6 +62,7 @@ FEATURE_COLUMNS = (
     "dimensionality",
     "superposition",
     "recovery_mse",
+    "firing_rate",
 )
 
 # Long-form columns of samples.parquet.

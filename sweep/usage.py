@@ -74,18 +74,23 @@ def dry_run(argv: list[str], target: Path, todo: list[Cell], done: list[Cell]) -
 
     parallel = workers(_n_jobs(argv), len(todo)) if todo else 1
     trained, seconds = set(), 0.0
-    for cell in todo:  # a trained model is trained once, shared by its methods' cells
+    for cell in todo:  # a costly model is built once, shared by its methods' cells
         model = json.dumps({k: v for k, v in cell.flat.items()
                             if not k.startswith("method")}, default=str)  # fmt: skip
         seconds += budget.estimate_seconds(cell.flat, train=model not in trained)
         trained.add(model)
     seconds /= parallel
-    head = (f"dry run: {len(todo) + len(done)} cells in {target}: {len(done)} finished"
-            f" (cached), {len(todo)} to run, about {clock(seconds)} on {parallel}"
-            " cores (a rough estimate from the cells' sizes)")  # fmt: skip
+    head = (f"dry run: {_count(len(todo) + len(done), 'cell')} in {target}:"
+            f" {len(done)} finished (cached), {len(todo)} to run, about"
+            f" {clock(seconds)} on {_count(parallel, 'core')} (a rough estimate from"
+            " the cells' sizes)")  # fmt: skip
     names = [f"  {cell.name}" for cell in todo[:SHOWN]]
     more = [f"  ... and {len(todo) - SHOWN} more"] if len(todo) > SHOWN else []
     return "\n".join([head, *names, *more, "nothing ran (--dry-run)"])
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _n_jobs(argv: list[str]) -> int:
@@ -125,6 +130,8 @@ def run_table(target: Path) -> str:
         rows = pd.read_parquet(target / schema.METRICS_FILE)
     except Exception:  # a run refused before it wrote anything: its log said why
         return ""
+    if not rows["status"].eq("ok").all():  # its log has the traceback
+        return f"results in {target}: failed: {rows['error'].iloc[0]}\n"
     shown = [c for c in ("success_rate", "nmse", "support_f1", "r2", "l0", "mcc")
              if c in rows and rows[c].notna().any()]  # fmt: skip
     table = rows.set_index("trial")[shown]

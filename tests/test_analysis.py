@@ -249,8 +249,9 @@ def test_run_writes_results_and_every_figure(tmp_path, caplog):
     assert sorted(p.name for p in out.iterdir()) == written(sweep)
     data = report.analysed(sweep, analysis.load(sweep))
     drawn = (plots.__name__, per_feature.__name__)  # no toy, learned, boundary, dt
+    by_rate = per_feature.RATE_FILE  # features of one firing rate: not drawn
     for entry in figures.registered():
-        applies = entry.draw.__module__ in drawn
+        applies = entry.draw.__module__ in drawn and entry.name != by_rate
         assert bool(entry.files(data)) == applies, entry.name
     kinds = ("phase", "capacity")
     metrics = {f"{kind}_{m}.png" for kind in kinds for m in plots.PHASE_METRICS}

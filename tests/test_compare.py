@@ -94,7 +94,7 @@ def test_difference_maps_show_b_minus_a(two_sweeps):
     found = compare.compare(list(two_sweeps), ["a", "b"], "success_rate")
     fig = compare.difference_figure(found)
     (ax,) = [ax for ax in fig.axes if ax.get_title()]
-    assert ax.get_title() == "compared=b - a"
+    assert ax.get_title() == "comparison=b - a"
     (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
     grid = found.shared.pivot(index="neurons", columns="sparsity",
                               values="success_rate (b - a)")  # fmt: skip

@@ -122,6 +122,20 @@ BAD = [
     (["-m", "S=0.9", "sparsity=0.1"], "S, sparsity: one key"),
     (["n_feature=5"], "n_feature=5: unknown (allowed: seed, n_features"),
     (["n_feature=5"], "; did you mean n_features?"),
+    (["data.firng=zipf"], "data.firng='zipf': unknown"),
+    (["data.firng=zipf"], "did you mean data.firing?"),
+    (["data.firing=zipff"], "data.firing='zipff': allowed is constant | zipf | linear"),
+    (["data.firing=zipf", "sparsity=0.3"],
+     "sparsity=0.3 with data.firing='zipf': allowed is sparsity <= 0.0518"),
+    (["data.firing=zipf", "k=3", "sparsity=null"],
+     "data.firing='zipf' with k=3: allowed only with sparsity"),
+    (["data.hierarchy_depth=4"], "a tree has 341 features, 1 tree(s) need 341 >"
+     " n_features=100"),
+    (["data.correlation_strength=2"], "data.correlation_strength=2: allowed is a"),
+    (["data.exclusive=3"], "data.exclusive=3: allowed is true or false"),
+    (["data.correlation=random", "n_features=9000"],
+     "data.correlation='random' with n_features=9000: allowed up to 8192"),
+    (["model.geometry=orth"], "model.geometry='orth' (model=random): allowed is"),
     (["method=lassso"], "did you mean lasso?"),
     (["-m", "neurons=5,10", "neurons=20"], "neurons given twice; give it once"),
     (["-m", "hydra.launcher.n_jobs=4096"], "(this machine's cores), or -1 for all"),
@@ -269,3 +283,17 @@ def test_slurm_launcher_config_has_the_cluster_keys():
         validate_argv(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=cpu"])
         == []
     )
+
+
+def test_the_data_defaults_of_the_config_are_the_textbook_ones():
+    """conf/config.yaml's data block states sweep/data.py's DEFAULTS, key for key:
+    the defaults that draw the textbook case (and leave old cells' identity alone)."""
+    from omegaconf import OmegaConf
+
+    from sweep import CONF_DIR
+    from sweep.data import DEFAULTS, KEYS
+
+    stated = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))["data"]
+    assert stated == DEFAULTS
+    assert set(KEYS) == set(DEFAULTS)
+    assert all(KEYS[key](value) is None for key, value in DEFAULTS.items())

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from sweep import job, pipeline, schema
+from sweep.data import DEFAULTS
 from sweep.methods import METHODS, Recovery
 
 TIMINGS = ["fit_seconds", "recover_seconds"]
@@ -23,7 +24,8 @@ def cell(**changes):
         "noise": 0.0,
         "success_tol": 0.01,
         "represented_tol": 1e-3,
-        "model": {"name": "random"},
+        "data": dict(DEFAULTS),
+        "model": {"name": "random", "geometry": "gaussian", "target_cos": 0.0},
         "method": {"name": "omp", "tol": 1e-6, "n_nonzero_coefs": None},
     }
     return base | changes

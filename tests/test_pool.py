@@ -1,5 +1,6 @@
 """The pool launcher's progress lines (the crash isolation: tests/test_faults.py)."""
 
+import json
 import logging
 
 import pytest
@@ -41,3 +42,18 @@ def test_a_heartbeat_names_the_running_cells(caplog, monkeypatch):
     assert caplog.records[0].getMessage() == (
         "[0/3] still running (1 min 35 s elapsed): method=sae,neurons=5"
     )
+
+
+def test_a_cell_folder_holding_only_its_log_is_a_missing_cell(tmp_path):
+    """Interrupted between Hydra's log file and its .hydra/ folder, a cell folder
+    holds only an empty cell.log: it is counted (missing), never dropped, and a cell
+    Hydra made is counted as what its status says."""
+    from sweep import folders
+
+    (tmp_path / folders.GRID_FILE).write_text(json.dumps({"cells": ["a", "b", "c"]}))
+    (tmp_path / "a" / ".hydra").mkdir(parents=True)  # started: no status yet
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cell.log").write_text("")
+    statuses = folders.cell_statuses(tmp_path)
+    assert sorted(statuses) == ["a", "b", "c"]
+    assert statuses["b"]["status"] == statuses["c"]["status"] == "missing"

@@ -13,7 +13,7 @@ from matplotlib.testing.compare import compare_images
 
 import analysis
 from sweep import job
-from sweep.config import nest
+from sweep.config import LATER, _defaults, fingerprint, nest
 from sweep.schema import ANALYSIS_DIR, METRICS_FILE, STATUS_FILE
 
 REFERENCE = ROOT / "outputs" / "reference"
@@ -82,17 +82,26 @@ TIMINGS = ["fit_seconds", "recover_seconds"]
 
 @pytest.mark.parametrize("name", GOLDEN)
 def test_cells_are_recomputed_as_committed(name, tmp_path):
-    """The real job on a committed cell's configuration gives its metrics.parquet:
-    a change in data drawing, models, solvers or metrics fails here. Floats to 1e-9
-    relative (another processor's SIMD path moves the last bits), all else exactly."""
+    """The real job on a committed cell's configuration, with today's defaults for
+    the keys added since (the data keys, the random model's geometry), gives its
+    metrics.parquet: a change in data drawing, models, solvers or metrics fails here.
+    Floats to 1e-9 relative (another processor's SIMD path moves the last bits), all
+    else exactly; the columns added since are the only new ones."""
     committed = REFERENCE / name
     flat = json.loads((committed / STATUS_FILE).read_text())["config"]
-    status = job.run(nest(flat), tmp_path / name, sweep=REFERENCE.name, cell=name)
+    defaults = _defaults(flat["method"], flat["model"])
+    added = {key: value for key, value in defaults.items()
+             if key.startswith(LATER) and key not in flat}  # fmt: skip
+    assert added, "the keys added later have defaults"
+    status = job.run(nest(added | flat), tmp_path / name, sweep=REFERENCE.name,
+                     cell=name)  # fmt: skip
     assert status["status"] == "ok", status.get("traceback")
+    assert status["fingerprint"] == fingerprint(flat)  # the same cell as before
     again, before = (
         pd.read_parquet(d / METRICS_FILE).drop(columns=TIMINGS)
         for d in (tmp_path / name, committed)
     )
-    pd.testing.assert_frame_equal(again, before, check_exact=False, rtol=1e-9,
-                                  atol=1e-12)  # fmt: skip
+    assert set(again.columns) - set(before.columns) == {*added, "true_l0", "coherence"}
+    pd.testing.assert_frame_equal(again[before.columns], before, check_exact=False,
+                                  rtol=1e-9, atol=1e-12)  # fmt: skip
     assert again["success_rate"].between(0.05, 0.95).any()  # not a trivial cell

@@ -6,6 +6,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from sweep import job, schema
+from sweep.data import textbook
 from sweep.models import (
     MODELS,
     AdamW,
@@ -26,7 +27,8 @@ def one_thread():
 def trained(name, n, m, sparsity, *, decay=0.7, restarts=1, seed=0):
     rngs = [np.random.default_rng(seed)]
     params = {"importance_decay": decay, "restarts": restarts}
-    (model,) = MODELS[name](ModelSpec(n, m, rngs, sparsity=sparsity), **params)
+    spec = ModelSpec(n, m, rngs, features=[textbook(n, sparsity)])
+    (model,) = MODELS[name](spec, **params)
     return model
 
 
@@ -95,7 +97,7 @@ def test_adamw_first_step_is_decoupled_decay_plus_sign_step():
 
 def test_training_batches_follow_the_cell_distribution():
     rng = np.random.default_rng(0)
-    X = toy_batch(rng, 20000, 10, sparsity=0.2, k=None, dtype=np.float64)
+    X = toy_batch(rng, 20000, textbook(10, 0.2), dtype=np.float64)
     assert abs(np.mean(X > 0) - 0.2) < 0.01
     assert abs(X[X > 0].mean() - 0.5) < 0.01 and X.max() < 1
 
@@ -104,7 +106,8 @@ def test_a_trial_does_not_depend_on_the_trials_beside_it():
     def train(seeds):
         rngs = [np.random.default_rng(s) for s in seeds]
         return train_toy(
-            8, 3, rngs=rngs, sparsity=0.2, k=None, importance=np.ones(8), relu=True,
+            8, 3, rngs=rngs, features=[textbook(8, 0.2)] * len(rngs),
+            importance=np.ones(8), relu=True,
             lr=1e-2, weight_decay=0.01, batch_size=64, steps=200,
         )[0]  # fmt: skip
 
@@ -255,3 +258,31 @@ def _table(path, rows, columns, values) -> np.ndarray:
     """Trial 0 of a long-form result table as a matrix."""
     frame = pd.read_parquet(path).query("trial == 0")
     return frame.pivot(index=rows, columns=columns, values=values).to_numpy()
+
+
+@pytest.mark.parametrize("correlation", ["pairs", "anti_pairs"])
+def test_correlated_features_are_orthogonal_and_anticorrelated_antipodal(correlation):
+    """The paper's "Correlated and Anticorrelated Features", as experiment=
+    paper_correlated trains them (n=4 in m=2, pairs (0, 1) and (2, 3)): features that
+    always fire together end up orthogonal, a local orthogonal basis (and antipodal to
+    the other pair); features that never fire together end up antipodal."""
+    from sweep.grid import expand_cells
+    from sweep.pipeline import build_models
+
+    lines = ["experiment=paper_correlated", "model=toy_relu", "sparsity=0.05",
+             f"data.correlation={correlation}", "trials=2"]  # fmt: skip
+    (cell,) = expand_cells(lines, multirun=False)
+    for model in build_models(cell.flat):
+        cos = _cosines(model.W)
+        assert np.allclose(np.linalg.norm(model.W, axis=0), 1.0, atol=0.1)
+        within = [cos[0, 1], cos[2, 3]]
+        if correlation == "pairs":
+            assert np.abs(within).max() < 0.2, within
+            assert min(cos[0, 2], cos[0, 3]) < -0.9  # the other pair: antipodal
+        else:
+            assert max(within) < -0.95, within
+
+
+def _cosines(W):
+    unit = W / np.linalg.norm(W, axis=0)
+    return unit.T @ unit
