@@ -45,6 +45,8 @@ def estimate_bytes(flat: dict) -> float:
     draw = 0.25 if flat["k"] is None else 2.25
     if flat.get("data.correlation", "none") != "none":
         draw += 3
+    if flat.get("data.hierarchy_depth"):  # the uniforms, a level's children and parents
+        draw += 1.5
     spreading = 6 * n * n if flat.get("model.geometry") == "orthogonal" else 0
     steps = (
         max(draw * test, (draw + 1) * train) * n,  # a draw (X_train is not kept)
@@ -278,6 +280,7 @@ def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     cost, power = PER_SAMPLE.get(flat["method"], (1e-4, 1.0))
     seconds = JOB_SECONDS + trials * flat["n_samples"] * cost * (n / 100) ** power
+    seconds += trials * n * n * m * 1e-9  # the dictionary's coherence: W^T W in blocks
     if flat["method"] == "sae":  # per step: a batch through (latents x neurons)
         latents = flat["method.expansion"] * n
         seconds += trials * flat["method.steps"] * flat["method.batch_size"] * (

@@ -18,7 +18,8 @@ real networks:
   parent), its own rate then being the conditional one; every rate is scaled by one
   factor so that the mean of the exact marginal rates is ``sparsity``.
 
-Features are ordered by firing rank: feature 0 fires most often.
+Without a hierarchy features are ordered by firing rate (feature 0 fires most often);
+with one, by their place in the trees (roots first, free features last).
 """
 
 from dataclasses import dataclass, field, replace
@@ -210,6 +211,7 @@ def problems(n_features: int, sparsity: float | None, k: int | None, data: dict
              ) -> list[str]:
     """Why these data keys cannot hold together (one line each), without drawing."""
     try:
+        _refuse_zero_values(data)
         if k is not None:
             _refuse_with_k(data, k)
             return []
@@ -341,8 +343,20 @@ def _unreachable(sparsity: float, most: float, data: dict) -> str:
     return (
         f"sparsity={sparsity!r} with {', '.join(keys)}: allowed is sparsity <="
         f" {most:.4g}, the mean rate when the most frequent feature fires in every"
-        " sample (or lower data.firing_ratio)"
+        " sample" + (" (or lower data.firing_ratio)" if data.get("firing", "constant")
+                     != "constant" else "")
     )
+
+
+def _refuse_zero_values(data: dict) -> None:
+    kind, mean = _key(data, "magnitude"), _key(data, "magnitude_mean")
+    zero = kind == "constant" or _key(data, "magnitude_std") == 0
+    if mean == 0 and zero and kind != "uniform":
+        raise DataError(
+            f"data.magnitude_mean=0 with data.magnitude={kind!r}: every active"
+            " feature would be 0; allowed is a magnitude_mean > 0 (or a"
+            " magnitude_std > 0 for folded_normal)"
+        )
 
 
 def _refuse_with_k(data: dict, k: int) -> None:
@@ -368,6 +382,8 @@ def _with_correlation(dist: Features, data: dict, rng) -> Features:
         return dist
     n = dist.n_features
     if kind in ("pairs", "anti_pairs"):
+        if n < 2:  # no pair to make
+            return dist
         partner = np.full(n, -1)
         partner[: n - n % 2] = np.arange(n - n % 2) // 2
         sign = np.ones(n)

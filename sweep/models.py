@@ -182,7 +182,7 @@ def toy_batch(
     if not dist.plain:
         return dist.sample(batch_size, rng).astype(dtype)
     # One uniform u per entry: active when u < p, and then u / p is again U[0, 1).
-    sparsity = dist.draw[0]
+    sparsity = float(dist.draw[0])  # a Python float: u < p compares in u's dtype
     u = rng.random((batch_size, dist.n_features), dtype=dtype)
     return np.where(u < sparsity, u / dtype(sparsity), dtype(0))
 

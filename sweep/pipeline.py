@@ -116,15 +116,21 @@ def model_keys(flat: dict) -> dict:
     return keys
 
 
-def _data_keys(flat: dict) -> dict:
+def _data_keys(flat: dict, *, values: bool = True) -> dict:
     """The keys a trial's data depends on (data keys at their defaults left out, so
-    the textbook case draws what it drew before they existed)."""
-    return {key: flat[key] for key in DATA_KEYS} | _group(identity(flat), "data")
+    the textbook case draws what it drew before they existed). ``values=False``:
+    without the magnitude keys, which keys the draws' streams: cells that differ only
+    in magnitudes draw the same features firing (common random numbers), since
+    which features fire is drawn before their values."""
+    keys = {key: flat[key] for key in DATA_KEYS} | _group(identity(flat), "data")
+    if values:
+        return keys
+    return {k: v for k, v in keys.items() if not k.startswith("data.magnitude")}
 
 
 def distribution(flat: dict, trial: int) -> Features:
     """A trial's feature distribution; its random structure from a stream of its own."""
-    rng = stream(flat, trial, "structure", _data_keys(flat))
+    rng = stream(flat, trial, "structure", _data_keys(flat, values=False))
     return features(flat["n_features"], flat["sparsity"], flat["k"], data_keys(flat),
                     rng)  # fmt: skip
 
@@ -164,7 +170,7 @@ class Data:
 
 def draw(flat: dict, trial: int, model: Model, dist: Features) -> Data:
     """One trial's data, compressed by the trial's model (streams of their own)."""
-    data = _data_keys(flat)
+    data = _data_keys(flat, values=False)
     X = dist.sample(flat["n_samples"], stream(flat, trial, "test", data))
     noise_keys = model_keys(flat) | data | {"noise": flat["noise"]}
     H = add_noise(

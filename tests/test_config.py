@@ -136,6 +136,8 @@ BAD = [
     (["data.correlation=random", "n_features=9000"],
      "data.correlation='random' with n_features=9000: allowed up to 8192"),
     (["model.geometry=orth"], "model.geometry='orth' (model=random): allowed is"),
+    (["data.magnitude=constant", "data.magnitude_mean=0"],
+     "data.magnitude_mean=0 with data.magnitude='constant': every active feature"),
     (["method=lassso"], "did you mean lasso?"),
     (["-m", "neurons=5,10", "neurons=20"], "neurons given twice; give it once"),
     (["-m", "hydra.launcher.n_jobs=4096"], "(this machine's cores), or -1 for all"),

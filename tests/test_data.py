@@ -370,12 +370,9 @@ def test_shared_factor_cofiring_follows_the_loadings(kind):
 @pytest.mark.parametrize("kind", ["pairs", "anti_pairs"])
 def test_odd_feature_out_of_pairs_keeps_its_rate(kind):
     """An odd number of features: the last has no partner and should keep its own
-    latent (z = e, unit variance) and so its rate.
-
-    BUG (sweep/data.py, Features._latent): it gets z = (sqrt(1-s) + sqrt(s)) e,
-    variance 1 + 2 sqrt(s (1-s)) (2 at s = 0.5), so it fires at
-    Phi(Phi^-1(rate) / sqrt(2)): 0.122 instead of 0.05 here. Expected to fail until
-    fixed; pairs/anti_pairs with strength strictly between 0 and 1 only."""
+    latent (z = e, unit variance) and so its rate. (A latent of
+    (sqrt(1-s) + sqrt(s)) e, variance 1 + 2 sqrt(s (1-s)), fired at 0.122 instead of
+    0.05 here: pairs/anti_pairs with strength strictly between 0 and 1.)"""
     dist = build(21, 0.05, seed=1, correlation=kind, correlation_strength=0.5)
     fires = fires_of(dist, 50_000, seed=2)
     assert_rates(fires, dist.rates)
@@ -445,12 +442,9 @@ def test_rates_hold_with_hierarchy_and_correlation(exclusive):
     keeping each feature's rate: with a hierarchy too (the SynthSAEBench-like
     combination of benchmarks/data.py).
 
-    BUG (sweep/data.py, Features._support): a child fires when its correlated latent
-    is below its threshold (or, exclusive, its pick is Phi(z) of the first child's
-    latent), but its latent is correlated with its parent's, which decides whether
-    the parent fires: P(child) != draw_child x rate_parent. Realised child rates
-    are off by up to ~60 SE here (and the mean rate by ~2 %). Expected to fail until
-    fixed."""
+    A child's draw given its parent is its own uniform, independent of the
+    latents (which correlate it with its parent): drawn from its latent, child rates
+    were off by up to ~60 SE here and the mean rate by ~2 %."""
     keys = {"firing": "zipf", "hierarchy_depth": 1, "hierarchy_branching": 3,
             "exclusive": exclusive, "correlation": "low_rank",
             "correlation_strength": 0.9, "correlation_rank": 25}  # fmt: skip
@@ -795,3 +789,29 @@ def test_textbook_distribution():
     assert textbook(10, k=3).rates.tolist() == [0.3] * 10
     assert not build(10, 0.2, firing="linear").plain
     assert not build(10, 0.2, magnitude="constant").plain
+
+
+def test_cells_that_differ_in_magnitudes_draw_the_same_features_firing():
+    """Common random numbers: the draws' streams leave the magnitude keys out, so a
+    sweep over data.magnitude compares the same supports; any other data key draws
+    anew. A single feature and pairs: nothing to pair, it runs."""
+    from sweep.pipeline import run_cell
+
+    keys = {"n_features": 30, "neurons": 12, "trials": 1, "n_samples": 200,
+            "sparsity": 0.1, "data.firing": "zipf", "data.firing_ratio": 5}  # fmt: skip
+
+    def support(**more):
+        flat = expand_cells([f"{k}={v}" for k, v in (keys | more).items()],
+                            multirun=False)[0].flat  # fmt: skip
+        model = pipeline.build_models(flat)[0]
+        X = pipeline.draw(flat, 0, model, pipeline.distribution(flat, 0)).X
+        return X > 0, X
+
+    base, X = support()
+    for kind in ("constant", "folded_normal"):
+        same, values = support(**{"data.magnitude": kind})
+        assert np.array_equal(same, base) and not np.array_equal(values, X)
+    other, _ = support(**{"data.firing_ratio": 6})
+    assert not np.array_equal(other, base)
+    rows = run_cell("n_features=1", "neurons=1", "data.correlation=pairs", "trials=1")
+    assert rows["status"].eq("ok").all()
