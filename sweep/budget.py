@@ -123,8 +123,10 @@ def _sae(flat: dict) -> tuple[float, float, float]:
     # training, all trials at once in float32 (half a float64): a batch's
     # pre-activations, codes and their gradients (batch, latents); the weights, their
     # gradients, Adam's moments and its temporaries; H_train in float32 and stacked
+    selects = 2 if flat.get("method.architecture", "relu") != "relu" else 0
     training = (
-        F32 / F64 * trials * (4.5 * batch * latents + 12 * latents * m + 3 * train * m)
+        F32 / F64 * trials * ((4.5 + selects) * batch * latents + 12 * latents * m
+                              + 3 * train * m)
         + trials * train * m
     )
     encoding = trials * test * latents  # the pre-activations beside the codes

@@ -224,7 +224,10 @@ def show(value: Any, width: int = 40) -> str:
 # Keys added after the first cells were written: at their default value (which
 # computes exactly what was computed before they existed) they are left out of a
 # cell's identity, so cells finished before them keep their fingerprint and data.
-LATER = (f"{data.SECTION}.", "model.geometry", "model.target_cos")
+LATER = (
+    f"{data.SECTION}.", "model.geometry", "model.target_cos", "method.architecture",
+    "method.k",
+)  # fmt: skip
 
 
 def identity(flat: dict) -> dict:

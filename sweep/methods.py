@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sweep.checks import boolean, integer, optional, real
+from sweep.checks import boolean, integer, one_of, optional, real
 from sweep.models import Model, represented
 from sweep.registry import Registry
-from sweep.sae import sae_encode, train_sae
+from sweep.sae import ARCHITECTURES, sae_encode, train_sae
 
 METHODS = Registry("method")
 
@@ -354,23 +354,29 @@ def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Reco
     lr=real(0, open_low=True),
     steps=integer(1),
     batch_size=integer(1),
+    architecture=one_of(*ARCHITECTURES),
+    k=integer(1),
 )
 def recover_sae(
-    xs: list[Inputs], *, expansion=1.0, l1=0.3, lr=3e-3, steps=5000, batch_size=256
-) -> list[Recovery]:
+    xs: list[Inputs], *, expansion=1.0, l1=0.3, lr=3e-3, steps=5000, batch_size=256,
+    architecture="relu", k=5,
+) -> list[Recovery]:  # fmt: skip
     """Sparse autoencoders (sweep/sae.py) of a cell's trials, trained together on
     their H_train (each on its own); atoms = decoder columns, codes >= 0.
 
-    n_latents = round(expansion x n_features).
+    n_latents = round(expansion x n_features); ``architecture`` relu (L1: ``l1``),
+    topk or batchtopk (``k`` latents per sample, on average over a batch).
     """
-    k = max(1, round(expansion * xs[0].n_features))
+    latents = max(1, round(expansion * xs[0].n_features))
     start = time.perf_counter()
     params = train_sae(
-        np.stack([x.H_train for x in xs]), rngs=[x.rng for x in xs], n_latents=k,
-        l1=l1, lr=lr, steps=steps, batch_size=batch_size,
+        np.stack([x.H_train for x in xs]), rngs=[x.rng for x in xs], n_latents=latents,
+        l1=l1, lr=lr, steps=steps, batch_size=batch_size, architecture=architecture,
+        k=k,
     )  # fmt: skip
     info = {"fit_seconds": (time.perf_counter() - start) / len(xs)}  # one share each
-    codes = sae_encode(params, np.stack([x.H for x in xs]))
+    codes = sae_encode(params, np.stack([x.H for x in xs]), architecture=architecture,
+                       k=k)  # fmt: skip
     return [
         Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
                  nonneg=True, info=dict(info))

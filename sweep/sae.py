@@ -3,29 +3,84 @@
 The SAE of interpretability research (Bricken et al. 2023, "Towards Monosemanticity",
 section "Sparse Autoencoder Setup"): f = ReLU(W_enc (h - b_dec) + b_enc), h_hat =
 W_dec f + b_dec, loss ||h - h_hat||^2 + l1 ||f||_1, decoder columns (atoms) of unit
-norm. Shapes: I instances, m = n_neurons, k = n_latents; every array has the
-instance axis first.
+norm. An architecture (``ARCHITECTURES``) says which of the ReLU'd pre-activations
+survive and whether the L1 penalty applies: ``relu`` (all, penalised), ``topk`` (the
+k largest of each sample; Gao et al. 2024), ``batchtopk`` (the k x batch largest of a
+batch; Bussmann et al. 2024: at inference, those above a threshold, the running mean
+of the smallest kept activation during training). Shapes: I instances, m =
+n_neurons, k = n_latents; every array has the instance axis first.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from sweep.models import AdamW, keep_freed_memory
 
-PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
+PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")  # trained; "threshold": batchtopk's
+THRESHOLD_DECAY = 0.99  # batchtopk's inference threshold: a running mean over steps
+
+
+def _keep_all(acts: np.ndarray, k: int) -> np.ndarray:
+    return acts > 0
+
+
+def _keep_topk(acts: np.ndarray, k: int) -> np.ndarray:
+    """The k largest positive activations of each sample (I, n, latents)."""
+    if k >= acts.shape[2]:
+        return acts > 0
+    kth = -np.partition(-acts, k - 1, axis=2)[:, :, k - 1 : k]
+    return (acts >= kth) & (acts > 0)
+
+
+def _keep_batchtopk(acts: np.ndarray, k: int) -> np.ndarray:
+    """The k x batch largest positive activations of each instance's batch."""
+    flat = acts.reshape(len(acts), -1)
+    keep = min(k * acts.shape[1], flat.shape[1])
+    kth = -np.partition(-flat, keep - 1, axis=1)[:, keep - 1]
+    return (acts >= kth[:, None, None]) & (acts > 0)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Which ReLU'd pre-activations survive (``keep(acts, k)`` -> a boolean mask)
+    and whether ``l1 x ||f||_1`` is part of the loss. A new architecture is one
+    entry of ``ARCHITECTURES``."""
+
+    keep: Callable[[np.ndarray, int], np.ndarray]
+    penalised: bool
+
+
+ARCHITECTURES = {
+    "relu": Architecture(_keep_all, penalised=True),
+    "topk": Architecture(_keep_topk, penalised=False),
+    "batchtopk": Architecture(_keep_batchtopk, penalised=False),
+}
 
 
 def _forward(
-    params: dict[str, np.ndarray], H: np.ndarray
+    params: dict[str, np.ndarray], H: np.ndarray, architecture: str, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centred input (I, n, m), encoder pre-activation (I, n, k) and codes (I, n, k)."""
+    """Centred input (I, n, m), the mask of surviving latents (I, n, k) and codes."""
     C = H - params["b_dec"][:, None, :]
     pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
-    return C, pre, np.maximum(pre, 0)
+    acts = np.maximum(pre, 0)
+    mask = ARCHITECTURES[architecture].keep(acts, k)
+    return C, mask, acts * mask
 
 
-def sae_encode(params: dict[str, np.ndarray], H: np.ndarray) -> np.ndarray:
-    """Codes F (I, n, k) >= 0 of H (I, n, m)."""
-    return _forward(params, H)[2]
+def sae_encode(
+    params: dict[str, np.ndarray], H: np.ndarray, *, architecture: str = "relu",
+    k: int = 1,
+) -> np.ndarray:  # fmt: skip
+    """Codes F (I, n, k) >= 0 of H (I, n, m); batchtopk with a trained threshold
+    keeps the activations above it (no batch at inference)."""
+    if architecture == "batchtopk" and "threshold" in params:
+        C = H - params["b_dec"][:, None, :]
+        pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
+        return pre * (pre > params["threshold"][:, None, None])
+    return _forward(params, H, architecture, k)[2]
 
 
 def sae_decode(params: dict[str, np.ndarray], F: np.ndarray) -> np.ndarray:
@@ -34,21 +89,25 @@ def sae_decode(params: dict[str, np.ndarray], F: np.ndarray) -> np.ndarray:
 
 
 def sae_loss_and_grads(
-    params: dict[str, np.ndarray], H: np.ndarray, *, l1: float
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Loss mean_batch ||h - h_hat||^2 + l1 ||f||_1 per instance, and its gradients.
+    params: dict[str, np.ndarray], H: np.ndarray, *, l1: float,
+    architecture: str = "relu", k: int = 1,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """Loss mean_batch ||h - h_hat||^2 (+ l1 ||f||_1 if the architecture is
+    penalised) per instance, and its gradients (the surviving latents' pattern held
+    fixed: exact wherever no two activations tie).
 
     params W_enc (I, k, m), b_enc (I, k), W_dec (I, m, k), b_dec (I, m);
     H (I, batch, m).
     Returns loss (I,) and a dict of gradients shaped like params. The unit-norm
     constraint on W_dec's columns is not part of the loss (``train_sae`` projects).
     """
-    C, pre, F = _forward(params, H)
+    C, mask, F = _forward(params, H, architecture, k)
+    l1 = l1 if ARCHITECTURES[architecture].penalised else 0.0
     diff = sae_decode(params, F) - H
     batch = H.shape[1]
     loss = (np.sum(diff**2, axis=2) + l1 * F.sum(axis=2)).mean(axis=1)
     g_out = (2.0 / batch) * diff  # dL/dh_hat (I, batch, m)
-    g_pre = (g_out @ params["W_dec"] + l1 / batch) * (pre > 0)  # dL/dpre (I, batch, k)
+    g_pre = (g_out @ params["W_dec"] + l1 / batch) * mask  # dL/dpre (I, batch, k)
     db_enc = g_pre.sum(axis=1)
     # b_dec enters twice: added to h_hat, subtracted from h before the encoder
     db_dec = g_out.sum(axis=1) - (db_enc[:, None, :] @ params["W_enc"])[:, 0, :]
@@ -89,6 +148,8 @@ def train_sae(
     lr: float,
     steps: int,
     batch_size: int,
+    architecture: str = "relu",
+    k: int = 1,
     dtype=np.float32,
 ) -> dict[str, np.ndarray]:
     """Train one SAE per generator on its own H_train[i] (I, n_train, m), all together.
@@ -97,7 +158,8 @@ def train_sae(
     replacement from the instance's own training set with its own generator, so an
     instance does not depend on how many train beside it. After every step W_dec's
     columns are renormalised, and before it the part of W_dec's gradient parallel to
-    each column is removed. Returns float64 params shaped as ``sae_loss_and_grads``'s.
+    each column is removed. Returns float64 params shaped as ``sae_loss_and_grads``'s
+    (batchtopk: and its inference ``threshold`` (I,)).
     """
     if H_train.ndim != 3 or H_train.shape[0] != len(rngs):
         raise ValueError(
@@ -112,20 +174,39 @@ def train_sae(
     adam = AdamW([params[name] for name in PARAMS], lr=lr, weight_decay=0.0)
     H_train = H_train.astype(dtype)
     inst = np.arange(len(rngs))[:, None]
+    threshold = None
     for _ in range(steps):
         rows = np.stack([rng.integers(0, H_train.shape[1], batch_size) for rng in rngs])
-        sae_step(params, adam, H_train[inst, rows], l1=l1)
-    return {name: p.astype(np.float64) for name, p in params.items()}
+        batch = H_train[inst, rows]
+        sae_step(params, adam, batch, l1=l1, architecture=architecture, k=k)
+        if architecture == "batchtopk":
+            threshold = _smallest_kept(params, batch, k, threshold)
+    trained = {name: p.astype(np.float64) for name, p in params.items()}
+    if threshold is not None:
+        trained["threshold"] = threshold.astype(np.float64)
+    return trained
+
+
+def _smallest_kept(params, H, k, running):
+    """batchtopk: the running mean over steps of the smallest activation kept in
+    each instance's batch (its inference threshold)."""
+    _, mask, F = _forward(params, H, "batchtopk", k)
+    smallest = np.where(mask, F, np.inf).min(axis=(1, 2))
+    smallest = np.where(np.isfinite(smallest), smallest, 0.0)
+    if running is None:
+        return smallest
+    return THRESHOLD_DECAY * running + (1 - THRESHOLD_DECAY) * smallest
 
 
 def sae_step(
-    params: dict[str, np.ndarray], adam: AdamW, H: np.ndarray, *, l1: float
-) -> None:
+    params: dict[str, np.ndarray], adam: AdamW, H: np.ndarray, *, l1: float,
+    architecture: str = "relu", k: int = 1,
+) -> None:  # fmt: skip
     """One Adam step on a batch H (I, batch, m), keeping W_dec's columns unit norm.
 
     Updates params in place; ``adam`` was built on ``[params[n] for n in PARAMS]``.
     """
-    _, grads = sae_loss_and_grads(params, H, l1=l1)
+    _, grads = sae_loss_and_grads(params, H, l1=l1, architecture=architecture, k=k)
     W_dec, dW_dec = params["W_dec"], grads["W_dec"]
     # A move along an atom only changes its norm, which is renormalised away; left in,
     # Adam's per-coordinate scaling would turn it into a rotation.

@@ -7,6 +7,7 @@ from threadpoolctl import threadpool_limits
 from sweep.data import sparse_features
 from sweep.models import AdamW
 from sweep.sae import (
+    ARCHITECTURES,
     PARAMS,
     init_sae,
     sae_decode,
@@ -59,22 +60,79 @@ def easy():
 # --- the gradient ------------------------------------------------------------------
 
 
-def test_gradient_equals_central_differences(rng):
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_gradient_equals_central_differences(rng, architecture):
+    """Exact gradients of every architecture's loss (a step of 1e-6 never changes
+    which latents survive here: random data have no ties)."""
     params = random_params(rng)
     H = rng.normal(size=(3, 16, 4))
-    _, grads = sae_loss_and_grads(params, H, l1=0.1)
+    keys = {"l1": 0.1, "architecture": architecture, "k": 2}
+    _, grads = sae_loss_and_grads(params, H, **keys)
     for name in PARAMS:
         param, numeric = params[name], np.zeros_like(params[name])
         for idx in np.ndindex(param.shape):
             old = param[idx]
             param[idx] = old + 1e-6
-            up = sae_loss_and_grads(params, H, l1=0.1)[0][idx[0]]
+            up = sae_loss_and_grads(params, H, **keys)[0][idx[0]]
             param[idx] = old - 1e-6
-            down = sae_loss_and_grads(params, H, l1=0.1)[0][idx[0]]
+            down = sae_loss_and_grads(params, H, **keys)[0][idx[0]]
             param[idx] = old
             numeric[idx] = (up - down) / 2e-6
         error = np.abs(numeric - grads[name]).max() / np.abs(grads[name]).max()
         assert error < 1e-6, name
+
+
+# --- architectures on hand-made activations ---------------------------------------
+
+ACTS = np.array([[[0.5, 2.0, -1.0, 1.0, 3.0],    # one instance, two samples
+                  [0.1, 0.0, 0.2, -0.5, 0.05]]])  # fmt: skip
+
+
+def test_relu_keeps_every_positive_activation():
+    assert np.array_equal(ARCHITECTURES["relu"].keep(np.maximum(ACTS, 0), 2),
+                          ACTS > 0)  # fmt: skip
+
+
+def test_topk_keeps_the_k_largest_of_each_sample():
+    kept = ARCHITECTURES["topk"].keep(np.maximum(ACTS, 0), 2)
+    assert np.array_equal(kept[0], [[0, 1, 0, 0, 1], [1, 0, 1, 0, 0]])
+    # fewer positive activations than k: only those
+    one = np.array([[[0.0, 0.3, 0.0]]])
+    assert np.array_equal(ARCHITECTURES["topk"].keep(one, 2), one > 0)
+
+
+def test_batchtopk_keeps_the_k_times_batch_largest_of_the_batch():
+    """k = 2 with a batch of 2: the 4 largest of the batch, wherever they are (3 in
+    the first sample, 1 in the second), not 2 per sample."""
+    kept = ARCHITECTURES["batchtopk"].keep(np.maximum(ACTS, 0), 2)
+    assert np.array_equal(kept[0], [[1, 1, 0, 1, 1], [0, 0, 0, 0, 0]])
+
+
+def test_only_relu_pays_the_l1_penalty(rng):
+    params = random_params(rng, n_inst=1)
+    H = rng.normal(size=(1, 8, 4))
+    for architecture in ("topk", "batchtopk"):
+        free, _ = sae_loss_and_grads(params, H, l1=0.0, architecture=architecture, k=2)
+        paid, _ = sae_loss_and_grads(params, H, l1=5.0, architecture=architecture, k=2)
+        assert free == pytest.approx(paid)
+    free, _ = sae_loss_and_grads(params, H, l1=0.0)
+    assert sae_loss_and_grads(params, H, l1=5.0)[0] > free
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_topk_family_reaches_its_l0(architecture):
+    """Trained on the easy case, the codes of the training data have k active
+    latents per sample: exactly (topk), on average through the learned inference
+    threshold (batchtopk, within 25 %)."""
+    _, H, rng = easy_case(0, n_train=2000)
+    keys = EASY | {"architecture": architecture, "k": 2, "steps": 1500}
+    params = train_sae(H[None], rngs=[rng], **keys)
+    codes = sae_encode(params, H[None], architecture=architecture, k=2)
+    l0 = np.mean(np.sum(codes > 0, axis=2))
+    if architecture == "topk":
+        assert l0 <= 2 and l0 > 1.5
+    else:
+        assert "threshold" in params and abs(l0 - 2) < 0.5, l0
 
 
 def test_loss_is_reconstruction_error_plus_l1_of_the_codes(rng):
