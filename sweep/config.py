@@ -226,7 +226,7 @@ def show(value: Any, width: int = 40) -> str:
 # cell's identity, so cells finished before them keep their fingerprint and data.
 LATER = (
     f"{data.SECTION}.", "model.geometry", "model.target_cos", "method.architecture",
-    "method.k",
+    "method.k", "method.bandwidth",
 )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from sweep.checks import boolean, integer, one_of, optional, real
 from sweep.models import Model, represented
 from sweep.registry import Registry
-from sweep.sae import ARCHITECTURES, sae_encode, train_sae
+from sweep.sae import ARCHITECTURES, BANDWIDTH, sae_encode, train_sae
 
 METHODS = Registry("method")
 
@@ -356,23 +356,25 @@ def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Reco
     batch_size=integer(1),
     architecture=one_of(*ARCHITECTURES),
     k=integer(1),
+    bandwidth=real(0, open_low=True),
 )
 def recover_sae(
     xs: list[Inputs], *, expansion=1.0, l1=0.3, lr=3e-3, steps=5000, batch_size=256,
-    architecture="relu", k=5,
+    architecture="relu", k=5, bandwidth=BANDWIDTH,
 ) -> list[Recovery]:  # fmt: skip
     """Sparse autoencoders (sweep/sae.py) of a cell's trials, trained together on
     their H_train (each on its own); atoms = decoder columns, codes >= 0.
 
     n_latents = round(expansion x n_features); ``architecture`` relu (L1: ``l1``),
-    topk or batchtopk (``k`` latents per sample, on average over a batch).
+    topk or batchtopk (``k`` latents per sample, on average over a batch), jumprelu
+    (an L0 penalty ``l1``; thresholds trained with ``bandwidth``).
     """
     latents = max(1, round(expansion * xs[0].n_features))
     start = time.perf_counter()
     params = train_sae(
         np.stack([x.H_train for x in xs]), rngs=[x.rng for x in xs], n_latents=latents,
         l1=l1, lr=lr, steps=steps, batch_size=batch_size, architecture=architecture,
-        k=k,
+        k=k, bandwidth=bandwidth,
     )  # fmt: skip
     info = {"fit_seconds": (time.perf_counter() - start) / len(xs)}  # one share each
     codes = sae_encode(params, np.stack([x.H for x in xs]), architecture=architecture,

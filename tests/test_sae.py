@@ -8,6 +8,7 @@ from sweep.data import sparse_features
 from sweep.models import AdamW
 from sweep.sae import (
     ARCHITECTURES,
+    JUMP,
     PARAMS,
     init_sae,
     sae_decode,
@@ -65,6 +66,8 @@ def test_gradient_equals_central_differences(rng, architecture):
     """Exact gradients of every architecture's loss (a step of 1e-6 never changes
     which latents survive here: random data have no ties)."""
     params = random_params(rng)
+    if architecture == "jumprelu":  # thresholds: FD on the other params (below: STE)
+        params[JUMP] = np.log(rng.uniform(0.1, 0.5, size=(3, 6)))
     H = rng.normal(size=(3, 16, 4))
     keys = {"l1": 0.1, "architecture": architecture, "k": 2}
     _, grads = sae_loss_and_grads(params, H, **keys)
@@ -89,23 +92,56 @@ ACTS = np.array([[[0.5, 2.0, -1.0, 1.0, 3.0],    # one instance, two samples
 
 
 def test_relu_keeps_every_positive_activation():
-    assert np.array_equal(ARCHITECTURES["relu"].keep(np.maximum(ACTS, 0), 2),
+    assert np.array_equal(ARCHITECTURES["relu"].keep(np.maximum(ACTS, 0), 2, {}),
                           ACTS > 0)  # fmt: skip
 
 
 def test_topk_keeps_the_k_largest_of_each_sample():
-    kept = ARCHITECTURES["topk"].keep(np.maximum(ACTS, 0), 2)
+    kept = ARCHITECTURES["topk"].keep(np.maximum(ACTS, 0), 2, {})
     assert np.array_equal(kept[0], [[0, 1, 0, 0, 1], [1, 0, 1, 0, 0]])
     # fewer positive activations than k: only those
     one = np.array([[[0.0, 0.3, 0.0]]])
-    assert np.array_equal(ARCHITECTURES["topk"].keep(one, 2), one > 0)
+    assert np.array_equal(ARCHITECTURES["topk"].keep(one, 2, {}), one > 0)
 
 
 def test_batchtopk_keeps_the_k_times_batch_largest_of_the_batch():
     """k = 2 with a batch of 2: the 4 largest of the batch, wherever they are (3 in
     the first sample, 1 in the second), not 2 per sample."""
-    kept = ARCHITECTURES["batchtopk"].keep(np.maximum(ACTS, 0), 2)
+    kept = ARCHITECTURES["batchtopk"].keep(np.maximum(ACTS, 0), 2, {})
     assert np.array_equal(kept[0], [[1, 1, 0, 1, 1], [0, 0, 0, 0, 0]])
+
+
+def test_jumprelu_keeps_what_is_above_its_latents_threshold():
+    theta = np.array([[0.5, 0.1, 2.0, 0.25, 1.0]])
+    kept = ARCHITECTURES["jumprelu"].keep(np.maximum(ACTS, 0), 2, {JUMP: np.log(theta)})
+    assert np.array_equal(kept[0], [[0, 1, 0, 1, 1], [0, 0, 0, 0, 0]])
+
+
+def test_jumprelu_threshold_gradient_is_the_straight_through_estimate():
+    """One sample, pre-activations set through b_enc (W_enc = 0): latent 0 just above
+    its threshold, 1 far above, 2 just below (inside the bandwidth window eps: 0 and
+    2). dL/dlog(theta) = theta x (-(l1 / eps) K - (theta / eps) K dL/df), K = 1 in
+    the window: the L0 part pushes a threshold up; the reconstruction part (dL/df
+    from the decoder) pushes it down where a latent helps, up where it hurts."""
+    eps, l1 = 1e-3, 0.2
+    theta = np.array([0.3, 0.3, 0.3])
+    pre = theta + np.array([2e-4, 0.1, -3e-4])
+    h = np.array([[[1.0, -0.5]]])
+    params = {
+        "W_enc": np.zeros((1, 3, 2)), "b_enc": pre[None],
+        "W_dec": np.array([[[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]]]),
+        "b_dec": np.zeros((1, 2)), JUMP: np.log(theta)[None],
+    }  # fmt: skip
+    loss, grads = sae_loss_and_grads(params, h, l1=l1, architecture="jumprelu",
+                                     bandwidth=eps)  # fmt: skip
+    f = pre * np.array([1, 1, 0])  # latent 2 is below its threshold
+    h_hat = params["W_dec"][0] @ f
+    assert loss[0] == pytest.approx(np.sum((h[0, 0] - h_hat) ** 2) + l1 * 2)
+    g_f = 2 * (h_hat - h[0, 0]) @ params["W_dec"][0]  # dL/df, batch of 1
+    near = np.array([1, 0, 1]) / eps
+    expected = theta * (-(l1 * near) - theta * near * g_f)
+    assert np.allclose(grads[JUMP][0], expected, rtol=1e-9)
+    assert expected[1] == 0 and expected[0] != 0 and expected[2] != 0
 
 
 def test_only_relu_pays_the_l1_penalty(rng):
@@ -117,6 +153,20 @@ def test_only_relu_pays_the_l1_penalty(rng):
         assert free == pytest.approx(paid)
     free, _ = sae_loss_and_grads(params, H, l1=0.0)
     assert sae_loss_and_grads(params, H, l1=5.0)[0] > free
+
+
+def test_jumprelu_l0_falls_as_its_coefficient_rises():
+    """Trained thresholds: a larger L0 coefficient, fewer active latents (measured:
+    7.1 and 2.4 latents per sample; the truth: 1)."""
+    _, H, rng = easy_case(0, n_train=2000)
+    l0 = []
+    for coefficient in (1e-3, 0.1):
+        keys = EASY | {"architecture": "jumprelu", "l1": coefficient, "steps": 3000,
+                       "bandwidth": 0.05}  # fmt: skip
+        params = train_sae(H[None], rngs=[np.random.default_rng(1)], **keys)
+        codes = sae_encode(params, H[None], architecture="jumprelu")
+        l0.append(np.mean(np.sum(codes > 0, axis=2)))
+    assert l0[1] < 0.5 * l0[0], l0
 
 
 @pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
