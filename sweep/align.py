@@ -76,7 +76,7 @@ def align(
         j = atom_of[i]
         X_hat[:, i] = codes[:, j] * (atoms[:, j] @ W[:, i]) / norms2[i]
     H_hat = codes @ atoms.T + (0.0 if offset is None else offset)
-    info = {
+    info = field_metrics(np.abs(cosines(atoms, W))) | {
         "mmcs": float(np.abs(C).max(axis=0, initial=0.0).mean()),  # max |cos|
         "mcc": float(matched.mean()),
         "n_recovered": int(np.sum(matched > RECOVERED)),
@@ -84,6 +84,22 @@ def align(
         "r2_h": r_squared(H, H_hat),
     }
     return Alignment(C, atom_of, matched, X_hat, info)
+
+
+def field_metrics(score: np.ndarray) -> dict[str, float]:
+    """The field's dictionary metrics (SAELens' synthetic evals, SynthSAEBench) from
+    |cosines| (n_atoms, n_features): ``mcc_matched``, the mean |cos| over the
+    Hungarian-matched pairs, min(n_atoms, n_features) of them (our ``mcc`` averages
+    over features, an unmatched one counting 0); ``uniqueness``, the distinct
+    features among the atoms' best matches / the number of atoms."""
+    if score.size == 0:
+        return {"mcc_matched": float("nan"), "uniqueness": float("nan")}
+    atoms, features = linear_sum_assignment(score, maximize=True)
+    best = np.argmax(score, axis=1)
+    return {
+        "mcc_matched": float(score[atoms, features].mean()),
+        "uniqueness": len(np.unique(best)) / score.shape[0],
+    }
 
 
 def _unit(A: np.ndarray) -> np.ndarray:

@@ -105,3 +105,26 @@ def test_mcc_is_the_best_one_to_one_matching_on_random_draws(seed, nonneg):
     found = align(atoms, np.ones((2, k)), W, H=np.ones((2, m)), nonneg=nonneg)
     assert found.info["mcc"] == pytest.approx(best, rel=1e-12)
     assert found.info["mmcs"] == pytest.approx(np.abs(C).max(axis=0).mean())
+
+
+def test_the_fields_dictionary_metrics_on_hand_made_dictionaries():
+    """mcc_matched (mean |cos| over the min(atoms, features) Hungarian pairs) and
+    uniqueness (distinct best-matched features / atoms), SAELens' definitions, where
+    each value is known: an exact dictionary; a narrower one (mcc_matched 1 where our
+    mcc, unmatched features counting 0, is 0.5); three copies of one feature."""
+    from sweep.align import field_metrics
+
+    W = np.eye(4)
+    H = np.zeros((1, 4))
+    exact = align(W, np.zeros((1, 4)), W, H=H, nonneg=False).info
+    assert exact["mcc_matched"] == exact["uniqueness"] == exact["mcc"] == 1.0
+    narrow = align(W[:, :2], np.zeros((1, 2)), W, H=H, nonneg=False).info
+    assert narrow["mcc_matched"] == 1.0 and narrow["mcc"] == 0.5
+    assert narrow["uniqueness"] == 1.0
+    copies = np.repeat(W[:, :1], 3, axis=1) * np.array([1.0, -2.0, 0.5])  # signs, norms
+    same = align(copies, np.zeros((1, 3)), W, H=H, nonneg=False).info
+    assert same["uniqueness"] == pytest.approx(1 / 3)
+    assert same["mcc_matched"] == pytest.approx(1 / 3)  # one match of 1, two of 0
+    tilted = field_metrics(np.array([[0.6, 0.8], [0.8, 0.6]]))
+    assert tilted["mcc_matched"] == pytest.approx(0.8)  # the better assignment
+    assert tilted["uniqueness"] == 1.0
