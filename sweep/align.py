@@ -25,6 +25,7 @@ class Alignment:
     atom_of: np.ndarray  # (n_features,) matched atom per feature, -1 if none
     matched_cos: np.ndarray  # (n_features,) cosine of the match (0 if none)
     X_hat: np.ndarray  # (n_samples, n_features) codes permuted and rescaled
+    H_hat: np.ndarray  # (n_samples, n_neurons) the method's own reconstruction of H
     info: dict  # per-trial metrics: mmcs, mcc, n_recovered, dead_latents, r2_h
 
 
@@ -83,7 +84,7 @@ def align(
         "dead_latents": int(np.sum(np.all(np.abs(codes) <= DEAD, axis=0))),
         "r2_h": r_squared(H, H_hat),
     }
-    return Alignment(C, atom_of, matched, X_hat, info)
+    return Alignment(C, atom_of, matched, X_hat, H_hat, info)
 
 
 def field_metrics(score: np.ndarray) -> dict[str, float]:

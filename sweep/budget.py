@@ -18,6 +18,7 @@ from typing import Any
 
 from sweep.methods import ACTIVATIONS, METHODS
 from sweep.models import EVAL_BATCH, MODELS, SPREAD_STEPS
+from sweep.sae import CHUNK_ROWS, n_steps
 
 GB = 1e9
 F64 = 8  # bytes per float64 (and int64)
@@ -90,9 +91,10 @@ def _known(flat: dict) -> tuple[float, float, float]:
 def _aligning(flat: dict, atoms: int) -> float:
     """Scoring a learned dictionary: X_hat (test, n) of this trial and trial 0's (its
     sample rows keep it), |codes| (test, atoms), and the cosines (atoms, n): the matrix,
-    the matching's copies, trial 0's long table (indices, four columns)."""
+    the matching's copies, their magnitudes (each latent's best feature), trial 0's
+    long table (indices, four columns)."""
     n, test = flat["n_features"], flat["n_samples"]
-    return 2 * test * n + 1.5 * test * atoms + 6.5 * atoms * n
+    return 2 * test * n + 1.5 * test * atoms + 7.5 * atoms * n
 
 
 def _dict_learning(flat: dict) -> tuple[float, float, float]:
@@ -129,6 +131,10 @@ def _sae(flat: dict) -> tuple[float, float, float]:
                               + 3 * train * m)
         + trials * train * m
     )
+    if flat.get("method.train_samples") is not None:  # a Fresh stream: a chunk of H
+        # rows per trial, in float64 and float32, and the X of one trial's draw
+        rows = batch * max(1, CHUNK_ROWS // batch)
+        training += 1.5 * trials * rows * m + rows * flat["n_features"]
     encoding = trials * test * latents  # the pre-activations beside the codes
     return kept, max(training, encoding), _aligning(flat, latents)
 
@@ -285,9 +291,12 @@ def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     seconds += trials * n * n * m * 1e-9  # the dictionary's coherence: W^T W in blocks
     if flat["method"] == "sae":  # per step: a batch through (latents x neurons)
         latents = flat["method.expansion"] * n
-        seconds += trials * flat["method.steps"] * flat["method.batch_size"] * (
-            latents * m * 4.5e-10
-        )
+        fresh = flat.get("method.train_samples")
+        batch = flat["method.batch_size"]
+        steps = n_steps(steps=flat["method.steps"], batch_size=batch,
+                        train_samples=fresh)  # fmt: skip
+        seconds += trials * steps * batch * latents * m * 4.5e-10
+        seconds += trials * (fresh or 0) * n * 2e-8  # drawing the fresh samples
     elif flat["method"] == "dict_learning":  # passes over H_train, atoms x neurons
         atoms = flat.get("method.n_components") or n
         seconds += trials * flat["n_train"] * flat["method.max_iter"] * atoms * m * 6e-8

@@ -131,6 +131,10 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
+    if not errors and learns:
+        keys = {k[len("method.") :]: v for k, v in flat.items()
+                if k.startswith("method.")}  # fmt: skip
+        errors += METHODS.traits[flat["method"]].problems(keys)
     return errors
 
 
@@ -226,7 +230,9 @@ def show(value: Any, width: int = 40) -> str:
 # cell's identity, so cells finished before them keep their fingerprint and data.
 LATER = (
     f"{data.SECTION}.", "model.geometry", "model.target_cos", "method.architecture",
-    "method.k", "method.bandwidth",
+    "method.k", "method.bandwidth", "method.target_l0", "method.prefixes",
+    "method.aux_k", "method.resample", "method.train_samples", "method.schedule",
+    "method.log_every",
 )  # fmt: skip
 
 

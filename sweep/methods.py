@@ -16,14 +16,15 @@ them there would add about 0.8 s to every command before its first cell starts.
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sweep import sae
 from sweep.checks import boolean, integer, one_of, optional, real
 from sweep.models import Model, represented
 from sweep.registry import Registry
-from sweep.sae import ARCHITECTURES, BANDWIDTH, sae_encode, train_sae
 
 METHODS = Registry("method")
 
@@ -38,12 +39,13 @@ class MethodTraits:
 
     uses: str  # DICTIONARY, DECODER or ACTIVATIONS
     together: bool = False  # a cell's trials are given together (trained at once)
+    # why the method's keys (a dict without their prefix) cannot hold together
+    problems: Callable[[dict], list[str]] = lambda keys: []
 
 
 KNOWN = MethodTraits(uses=DICTIONARY)
 OWN = MethodTraits(uses=DECODER)
 LEARNS = MethodTraits(uses=ACTIVATIONS)
-LEARNS_TOGETHER = MethodTraits(uses=ACTIVATIONS, together=True)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Inputs:
     rng: np.random.Generator  # the method's own stream (seeds sklearn, inits)
     W: np.ndarray | None = None  # (n_neurons, n_features): DICTIONARY or DECODER
     H_train: np.ndarray | None = None  # (n_train, n_neurons): ACTIVATIONS
+    # ACTIVATIONS: n -> the next n fresh training rows (n, n_neurons) of the trial's
+    # own stream, for methods that train on as many samples as they are asked
+    draw_train: Callable[[int], np.ndarray] | None = None
     b: np.ndarray | None = None  # (n_features,): DECODER
     relu: bool = True  # DECODER: the model's output goes through a ReLU
 
@@ -74,6 +79,9 @@ class Recovery:
     offset: np.ndarray | None = None  # (n_neurons,)
     nonneg: bool = False  # codes are >= 0: match atoms by signed cosine
     info: dict = field(default_factory=dict)  # per-trial diagnostics, e.g. converged
+    # learned while training: one dict per logged step (step, samples, loss, l0,
+    # dead_fraction, explained_variance on held-out samples, the atoms then)
+    curves: list[dict] = field(default_factory=list)
 
 
 class _Dictionary:
@@ -97,7 +105,8 @@ class _Dictionary:
 
 
 def given(name: str, H: np.ndarray, *, model: Model, known: np.ndarray,
-          H_train: np.ndarray, rng: np.random.Generator) -> Inputs:  # fmt: skip
+          H_train: np.ndarray, rng: np.random.Generator,
+          draw_train: Callable[[int], np.ndarray] | None = None) -> Inputs:  # fmt: skip
     """What method ``name`` is given of one trial, by its ``uses`` trait."""
     uses = METHODS.traits[name].uses
     n = model.W.shape[1]
@@ -105,7 +114,7 @@ def given(name: str, H: np.ndarray, *, model: Model, known: np.ndarray,
         return Inputs(H, n, rng, W=known)
     if uses == DECODER:
         return Inputs(H, n, rng, W=model.W, b=model.b, relu=model.relu)
-    return Inputs(H, n, rng, H_train=H_train)
+    return Inputs(H, n, rng, H_train=H_train, draw_train=draw_train)
 
 
 def recover_trials(name: str, inputs: list[Inputs], **params) -> list[Recovery]:
@@ -348,39 +357,68 @@ def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Reco
 
 @METHODS.register(
     "sae",
-    LEARNS_TOGETHER,
+    MethodTraits(uses=ACTIVATIONS, together=True, problems=sae.problems),
+    architecture=one_of(*sae.ARCHITECTURES),
     expansion=real(0, open_low=True),
+    k=integer(1),
     l1=real(0),
-    lr=real(0, open_low=True),
+    target_l0=optional(real(0, open_low=True)),
+    bandwidth=real(0, open_low=True),
+    prefixes=integer(1),
+    aux_k=real(0),
+    resample=boolean,
+    train_samples=optional(integer(1)),
     steps=integer(1),
     batch_size=integer(1),
-    architecture=one_of(*ARCHITECTURES),
-    k=integer(1),
-    bandwidth=real(0, open_low=True),
+    lr=real(0, open_low=True),
+    schedule=one_of(*sae.SCHEDULES),
+    log_every=integer(0),
 )
 def recover_sae(
-    xs: list[Inputs], *, expansion=1.0, l1=0.3, lr=3e-3, steps=5000, batch_size=256,
-    architecture="relu", k=5, bandwidth=BANDWIDTH,
+    xs: list[Inputs], *, architecture="relu", expansion=1.0, k=5, l1=0.3,
+    target_l0=None, bandwidth=sae.BANDWIDTH, prefixes=3, aux_k=sae.AUX_K,
+    resample=False, train_samples=None, steps=5000, batch_size=256, lr=3e-3,
+    schedule="constant", log_every=500,
 ) -> list[Recovery]:  # fmt: skip
-    """Sparse autoencoders (sweep/sae.py) of a cell's trials, trained together on
-    their H_train (each on its own); atoms = decoder columns, codes >= 0.
+    """Sparse autoencoders (sweep/sae.py) of a cell's trials, trained together, each
+    on its own data; atoms = decoder columns, codes >= 0.
 
-    n_latents = round(expansion x n_features); ``architecture`` relu (L1: ``l1``),
-    topk or batchtopk (``k`` latents per sample, on average over a batch), jumprelu
-    (an L0 penalty ``l1``; thresholds trained with ``bandwidth``).
+    n_latents = round(expansion x n_features). Training: ``train_samples`` fresh
+    samples from each trial's stream, or (null) ``steps`` batches drawn from its
+    H_train. Every other key is a field of ``sae.Setup``; curves every ``log_every``
+    steps on the test H (never trained on).
     """
-    latents = max(1, round(expansion * xs[0].n_features))
-    start = time.perf_counter()
-    params = train_sae(
-        np.stack([x.H_train for x in xs]), rngs=[x.rng for x in xs], n_latents=latents,
-        l1=l1, lr=lr, steps=steps, batch_size=batch_size, architecture=architecture,
-        k=k, bandwidth=bandwidth,
+    setup = sae.Setup(
+        max(1, round(expansion * xs[0].n_features)), architecture, k=k, l1=l1,
+        target_l0=target_l0, bandwidth=bandwidth, prefixes=prefixes, aux_k=aux_k,
+        resample=resample, lr=lr, schedule=schedule, batch_size=batch_size,
+        steps=sae.n_steps(steps=steps, batch_size=batch_size,
+                          train_samples=train_samples),
+        log_every=log_every,
     )  # fmt: skip
+    rngs = [x.rng for x in xs]
+    start = time.perf_counter()
+    if train_samples is None:
+        source = sae.Resampled(np.stack([x.H_train for x in xs]), rngs)
+    else:
+        source = sae.Fresh([x.draw_train for x in xs], batch_size)
+    H = np.stack([x.H for x in xs])
+    done = sae.train_sae(source, rngs=rngs, setup=setup, held_out=H)
     info = {"fit_seconds": (time.perf_counter() - start) / len(xs)}  # one share each
-    codes = sae_encode(params, np.stack([x.H for x in xs]), architecture=architecture,
-                       k=k)  # fmt: skip
+    codes = sae.sae_encode(done.params, H, architecture=architecture, k=k)
+    params, penalised = done.params, sae.ARCHITECTURES[architecture].penalty
     return [
-        Recovery(atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
-                 nonneg=True, info=dict(info))
+        Recovery(
+            atoms=params["W_dec"][t], codes=codes[t], offset=params["b_dec"][t],
+            nonneg=True, curves=[_trial(c, t) for c in done.curves],
+            info=info | {"sparsity_coefficient": float(done.coef[t]) if penalised
+                         else float("nan"),
+                         "train_dead_fraction": float(done.dead_fraction[t])},
+        )
         for t in range(len(xs))
     ]  # fmt: skip
+
+
+def _trial(logged: dict, t: int) -> dict:
+    """Trial t's values of a dict of per-instance arrays (scalars stay)."""
+    return {k: v[t] if isinstance(v, np.ndarray) else v for k, v in logged.items()}

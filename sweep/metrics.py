@@ -3,7 +3,15 @@
 import numpy as np
 import pandas as pd
 
-from sweep.thresholds import ACTIVE
+from sweep.thresholds import ACTIVE, DEAD
+
+# SAELens' synthetic evals (ShrinkageCalculator): samples with ||h|| at or below this
+# are left out of ``shrinkage``
+MIN_INPUT_NORM = 1e-6
+# SAELens' ExplainedVarianceCalculator: below this total variance (per sample) the
+# explained variance is 1 if the mean squared residual is below it too, else 0
+MIN_VARIANCE = 1e-10
+BLOCK_ENTRIES = 2**22  # latent_metrics reads codes this many entries at a time
 
 
 def recovery_metrics(
@@ -39,6 +47,118 @@ def recovery_metrics(
         "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
         "true_l0": float(np.mean(np.sum(np.abs(X) > ACTIVE, axis=1))),
     }
+
+
+def latent_metrics(
+    codes: np.ndarray,
+    X: np.ndarray,
+    feature_of: np.ndarray,
+    *,
+    H: np.ndarray,
+    H_hat: np.ndarray,
+) -> dict[str, float]:
+    """The field's per-latent metrics, as SAELens' synthetic evals define them
+    (``sae_lens/synthetic/evals.py``, ``eval_sae_on_synthetic_data``; SynthSAEBench).
+
+    codes (n_samples, n_latents): the method's codes on the test samples (a learned
+    method: its latents; a known dictionary: X_hat, latent i = feature i). X
+    (n_samples, n_features): the true features. feature_of (n_latents,): each
+    latent's best-matching feature, the ``argmax`` of its |cosine| with every true
+    feature (``best_features``; a known dictionary: latent i is feature i). H,
+    H_hat (n_samples, n_neurons): the input and the method's reconstruction of it.
+
+    - ``latent_precision``, ``latent_recall``, ``latent_f1``: each latent is a
+      binary classifier of its best-matching feature (not the Hungarian match:
+      several latents may share a feature). Per latent TP/(TP+FP),
+      TP/(TP+FN) and their harmonic mean, each 0 where undefined, then the mean
+      over all latents: a latent that never fires counts 0 in all three.
+    - ``l0``: mean over samples of the number of firing latents.
+    - ``dead_fraction``: latents whose |code| never exceeds ``DEAD`` / n_latents
+      (the reference counts latents never > 0, as a number).
+    - ``shrinkage``: mean over samples with ||h|| > 1e-6 of ||h_hat|| / ||h|| (h
+      neither centred nor normalised; SAELens' ``l2_ratio`` in
+      ``sae_lens/evals.py`` divides by 1 instead where ||h|| < 1e-4).
+    - ``explained_variance``: 1 - mean ||h - h_hat||^2 / (mean ||h||^2 -
+      ||mean h||^2), pooled over samples and neurons; when that total variance is
+      below 1e-10: 1 if the mean squared residual is below 1e-10 too, else 0. Away
+      from that case it equals ``r_squared(H, H_hat)`` (``r2_h``), which is NaN
+      there.
+
+    Firing: a feature fires where |x| > ACTIVE, a latent where |code| > ACTIVE.
+    The reference uses x > 0 and code > 0 (``sae_lens/evals.py`` counts its l0 with
+    code != 0, for signed latents). The magnitude, because codes and X may be
+    signed and score is |cosine| (a latent matched with its sign flipped fires
+    negative); ACTIVE, because codes here also come from numerical solvers whose
+    zeros are round-off (~1e-12), and ACTIVE is the threshold of ``support_*``,
+    ``true_l0`` and recovery_metrics' ``l0``. For a ReLU or TopK SAE, whose silent
+    latents are exactly 0, the two differ only for activations in (0, ACTIVE].
+
+    NaN where nothing is averaged (no latents, no samples, no sample with ||h|| >
+    1e-6); the reference returns 0 there.
+    """
+    n_samples, n_latents = codes.shape
+    if X.shape[0] != n_samples or feature_of.shape != (n_latents,):
+        raise ValueError(
+            f"codes {codes.shape}, X {X.shape} and feature_of {feature_of.shape} do"
+            " not fit"
+        )
+    if H.shape != H_hat.shape:
+        raise ValueError(f"H {H.shape} and H_hat {H_hat.shape} differ in shape")
+    nan = float("nan")
+    out = {"latent_precision": nan, "latent_recall": nan, "latent_f1": nan}
+    out |= {"l0": nan, "dead_fraction": nan}
+    if n_latents and n_samples and X.shape[1]:
+        feature = np.asarray(feature_of)
+        fired = np.empty(n_latents)  # samples where the latent fires: TP + FP
+        truth = np.empty(n_latents)  # samples where its feature fires: TP + FN
+        tp = np.empty(n_latents)  # both
+        alive = np.empty(n_latents, dtype=bool)
+        block = max(1, BLOCK_ENTRIES // n_samples)  # latents at a time: O(block) memory
+        for start in range(0, n_latents, block):
+            part = slice(start, start + block)
+            mag = np.abs(codes[:, part])
+            fires = mag > ACTIVE
+            matched = np.abs(X[:, feature[part]]) > ACTIVE
+            fired[part] = fires.sum(axis=0)
+            truth[part] = matched.sum(axis=0)
+            tp[part] = np.sum(fires & matched, axis=0)
+            alive[part] = np.any(mag > DEAD, axis=0)
+        zeros = np.zeros(n_latents)
+        precision = np.divide(tp, fired, out=zeros.copy(), where=fired > 0)
+        recall = np.divide(tp, truth, out=zeros.copy(), where=truth > 0)
+        # 2 p r / (p + r) = 2 TP / (2 TP + FP + FN) when TP > 0; 0 otherwise
+        f1 = np.divide(2 * tp, fired + truth, out=zeros.copy(), where=tp > 0)
+        out = {
+            "latent_precision": float(precision.mean()),
+            "latent_recall": float(recall.mean()),
+            "latent_f1": float(f1.mean()),
+            "l0": float(fired.sum() / n_samples),
+            "dead_fraction": float(np.mean(~alive)),
+        }
+    h_norm = np.linalg.norm(H, axis=1)
+    valid = h_norm > MIN_INPUT_NORM
+    out["shrinkage"] = _mean(np.linalg.norm(H_hat[valid], axis=1) / h_norm[valid])
+    out["explained_variance"] = explained_variance(H, H_hat)
+    return out
+
+
+def best_features(score: np.ndarray) -> np.ndarray:
+    """Each latent's best-matching feature: the argmax of its row of |cosines|
+    (n_latents, n_features); a row of zeros matches feature 0, as in the reference."""
+    return np.argmax(score, axis=1)
+
+
+def explained_variance(H: np.ndarray, H_hat: np.ndarray) -> float:
+    """SAELens' ExplainedVarianceCalculator.compute on all samples at once (README:
+    ``explained_variance``)."""
+    n = H.shape[0]
+    if n == 0:
+        return float("nan")
+    mse = np.sum((H - H_hat) ** 2) / n  # E ||h - h_hat||^2
+    variance = np.sum((H - H.mean(axis=0)) ** 2) / n  # E ||h||^2 - ||E h||^2
+    if variance < MIN_VARIANCE:
+        return 1.0 if mse < MIN_VARIANCE else 0.0
+    return float(1.0 - mse / variance)
 
 
 def coherence(W: np.ndarray, block: int = 2048) -> float:

@@ -9,17 +9,24 @@ one cell from Python and returns its metrics.
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from sweep import schema
-from sweep.align import recovered
+from sweep.align import cosines, field_metrics, recovered
 from sweep.config import data_keys, identity
 from sweep.data import Features, add_noise, features
 from sweep.methods import Recovery, given, recover_trials
-from sweep.metrics import coherence, feature_metrics, recovery_metrics
+from sweep.metrics import (
+    best_features,
+    coherence,
+    feature_metrics,
+    latent_metrics,
+    recovery_metrics,
+)
 from sweep.models import MODELS, Model, ModelSpec, known_dictionary
 from sweep.thresholds import UNREPRESENTED
 
@@ -81,12 +88,12 @@ def run_trials(
     known = [known_dictionary(m.W, tol) for m in models]
     inputs = [
         given(flat["method"], d.H, model=m, known=w, H_train=d.H_train,
-              rng=stream(flat, t, "method", flat))
+              rng=stream(flat, t, "method", flat), draw_train=d.fresh)
         for t, (m, d, w) in enumerate(zip(models, data, known, strict=True))
     ]  # fmt: skip
     recoveries = recover_trials(flat["method"], inputs, **params(flat, "method"))
     recover_seconds = (time.perf_counter() - t1) / len(models)  # may run together
-    metrics, features = [], []
+    metrics, features, curves = [], [], []
     for trial, (model, d, recovery) in enumerate(
         zip(models, data, recoveries, strict=True)
     ):
@@ -97,12 +104,17 @@ def run_trials(
             "recover_seconds": recover_seconds - learned,
         })  # fmt: skip
         features.append(result.features.assign(trial=trial))
+        if result.training is not None:
+            curves.append(result.training.assign(trial=trial))
         if trial == 0:  # kept for figures: a few samples, the atoms' cosines
             X, X_hat = result.X[:N_SHOWN], result.X_hat[:N_SHOWN]
             tables = {schema.SAMPLES_FILE: _long_form(X, X_hat, trial)}
             if result.cosines is not None:
                 tables[schema.COSINES_FILE] = _cosines(result.cosines, trial)
     tables[schema.FEATURES_FILE] = pd.concat(features, ignore_index=True)
+    if curves:
+        training = pd.concat(curves, ignore_index=True)
+        tables[schema.TRAINING_FILE] = training[list(schema.TRAINING_COLUMNS)]
     if trained(flat):  # the paper's figures need the trained W itself
         tables[schema.WEIGHTS_FILE] = _weights(models)
     return metrics, tables
@@ -157,15 +169,18 @@ class TrialResult:
     X: np.ndarray
     X_hat: np.ndarray
     cosines: np.ndarray | None = None  # (n_atoms, n_features)
+    training: pd.DataFrame | None = None  # the curves, as training.parquet's rows
 
 
 @dataclass
 class Data:
-    """One trial's test X (n_samples, n_features), its H and the training H."""
+    """One trial's test X (n_samples, n_features), its H, the training H, and
+    ``fresh``: n -> the next n fresh training rows of H (a stream of their own)."""
 
     X: np.ndarray
     H: np.ndarray
     H_train: np.ndarray
+    fresh: Callable[[int], np.ndarray]
 
 
 def draw(flat: dict, trial: int, model: Model, dist: Features) -> Data:
@@ -176,7 +191,8 @@ def draw(flat: dict, trial: int, model: Model, dist: Features) -> Data:
     H = add_noise(
         X @ model.W.T, noise=flat["noise"], rng=stream(flat, trial, "noise", noise_keys)
     )
-    return Data(X, H, _training_data(flat, trial, model.W, dist, data, noise_keys))
+    H_train = _training_data(flat, trial, model.W, dist, data, noise_keys)
+    return Data(X, H, H_train, _fresh(flat, trial, model.W, dist, data, noise_keys))
 
 
 def score(
@@ -192,12 +208,31 @@ def score(
         success_tol=flat["success_tol"],
     )  # fmt: skip
     row |= model.info | info | {"coherence": coherence(model.W)}
+    if found is None:  # latent i is feature i
+        latents = X_hat, np.arange(X.shape[1]), X_hat @ model.W.T
+    else:
+        latents = recovery.codes, best_features(np.abs(found.cosines)), found.H_hat
+    codes, feature_of, H_hat = latents
+    row |= latent_metrics(codes, X, feature_of, H=H, H_hat=H_hat)  # l0: of the codes
     feats = feature_metrics(X, X_hat, W=model.W, b=model.b, importance=model.importance)
     feats["firing_rate"] = dist.rates
     if found is None:
         return TrialResult(row, feats, X, X_hat)
     feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
-    return TrialResult(row, feats, X, X_hat, found.cosines)
+    training = _curves(recovery.curves, known) if recovery.curves else None
+    return TrialResult(row, feats, X, X_hat, found.cosines, training)
+
+
+def _curves(curves: list[dict], known: np.ndarray) -> pd.DataFrame:
+    """The training curves as rows, each with the mcc_matched of its atoms then."""
+    return pd.DataFrame([
+        {k: v for k, v in logged.items() if k != "atoms"} | {
+            "mcc_matched": field_metrics(np.abs(cosines(logged["atoms"], known)))[
+                "mcc_matched"
+            ]
+        }
+        for logged in curves
+    ])  # fmt: skip
 
 
 def _cosines(C: np.ndarray, trial: int) -> pd.DataFrame:
@@ -215,6 +250,18 @@ def _training_data(flat, trial, W, dist, data, noise_keys) -> np.ndarray:
     X_train = dist.sample(flat["n_train"], rng)
     rng_noise = stream(flat, trial, "train_noise", noise_keys)
     return add_noise(X_train @ W.T, noise=flat["noise"], rng=rng_noise)
+
+
+def _fresh(flat, trial, W, dist, data, noise_keys) -> Callable[[int], np.ndarray]:
+    """n -> the next n fresh training rows of H (n, n_neurons): streams of their
+    own, drawn on as far as a method asks."""
+    rng = stream(flat, trial, "fresh", data)
+    rng_noise = stream(flat, trial, "fresh_noise", noise_keys)
+
+    def next_rows(n: int) -> np.ndarray:
+        return add_noise(dist.sample(n, rng) @ W.T, noise=flat["noise"], rng=rng_noise)
+
+    return next_rows
 
 
 def stream(flat: dict, trial: int, name: str, keys: dict) -> np.random.Generator:

@@ -1,19 +1,28 @@
-"""A sparse autoencoder trained on H, vectorised over instances (trials).
+"""Sparse autoencoders trained on H, vectorised over instances (trials).
 
 The SAE of interpretability research (Bricken et al. 2023, "Towards Monosemanticity",
 section "Sparse Autoencoder Setup"): f = ReLU(W_enc (h - b_dec) + b_enc), h_hat =
 W_dec f + b_dec, loss ||h - h_hat||^2 + l1 ||f||_1, decoder columns (atoms) of unit
 norm. An architecture (``ARCHITECTURES``) says which of the ReLU'd pre-activations
-survive and whether the L1 penalty applies: ``relu`` (all, penalised), ``topk`` (the
-k largest of each sample; Gao et al. 2024), ``batchtopk`` (the k x batch largest of a
+survive, whether a sparsity penalty applies, and whether nested prefixes of the
+dictionary reconstruct on their own: ``relu`` (all, penalised), ``topk`` (the k
+largest of each sample; Gao et al. 2024), ``batchtopk`` (the k x batch largest of a
 batch; Bussmann et al. 2024: at inference, those above a threshold, the running mean
 of the smallest kept activation during training), ``jumprelu`` (those above their
-latent's trained threshold, an L0 penalty; Rajamanoharan et al. 2024). Shapes: I
-instances, m = n_neurons, k = n_latents; every array has the instance axis first.
+latent's trained threshold, an L0 penalty; Rajamanoharan et al. 2024), ``matryoshka``
+(batchtopk whose first n/2^j latents, each prefix, also reconstruct h alone; Bussmann
+et al. 2025).
+
+Training (``train_sae``) draws its batches from a ``Resampled`` fixed training set or
+a ``Fresh`` stream of new samples, and can steer the penalty's coefficient to a
+target L0, revive dead latents (an auxiliary-k loss for the TopK family, resampling),
+and log curves on held-out samples. Shapes: I instances, m = n_neurons, L =
+n_latents; every array has the instance axis first.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +35,14 @@ THETA_INIT = 1e-3  # jumprelu's initial thresholds (Rajamanoharan et al. 2024)
 # jumprelu's straight-through window: the paper's 1e-3 is for activations normalised to
 # norm sqrt(d); here it left the L0 coefficient without effect in 5,000 steps.
 BANDWIDTH = 0.05
+AUX_K = 1 / 32  # the auxiliary-k loss's coefficient (Gao et al. 2024, appendix B.1)
+DEAD_WINDOW = 20_000  # a latent not fired in this many training samples is dead
+L0_GAIN = 0.01  # target_l0: each step, coefficient x (batch L0 / target) ** L0_GAIN
+RESAMPLE_AT = (0.2, 0.4, 0.6, 0.8)  # resampling: at these shares of the steps
+RESAMPLE_SCALE = 0.2  # a resampled encoder row: 0.2 x the live rows' mean norm
+DECAY_SHARE = 0.2  # schedule linear_decay: lr falls to 0 over the last 20 % of steps
+SCHEDULES = ("constant", "cosine", "linear_decay")
+CHUNK_ROWS = 8192  # a Fresh stream draws this many samples per instance at a time
 
 
 def _keep_all(acts: np.ndarray, k: int, params: dict) -> np.ndarray:
@@ -56,26 +73,100 @@ def _keep_batchtopk(acts: np.ndarray, k: int, params: dict) -> np.ndarray:
 @dataclass(frozen=True)
 class Architecture:
     """Which ReLU'd pre-activations survive (``keep(acts, k, params)`` -> a boolean
-    mask) and the sparsity penalty, ``l1`` times: ``"l1"`` ||f||_1, ``"l0"`` ||f||_0
-    (its gradient reaches the thresholds through a straight-through estimator),
-    None. A new architecture is one entry of ``ARCHITECTURES``."""
+    mask); the sparsity penalty, ``l1`` times: ``"l1"`` ||f||_1, ``"l0"`` ||f||_0 (its
+    gradient reaches the thresholds through a straight-through estimator), or None
+    (sparsity by k: the TopK family, which the auxiliary-k loss serves); whether
+    inference keeps what exceeds a threshold learned in training (``batch``) and
+    whether nested prefixes reconstruct on their own (``nested``). A new architecture
+    is one entry of ``ARCHITECTURES``."""
 
     keep: Callable[[np.ndarray, int, dict], np.ndarray]
     penalty: str | None
+    batch: bool = False
+    nested: bool = False
 
 
 ARCHITECTURES = {
     "relu": Architecture(_keep_all, penalty="l1"),
     "topk": Architecture(_keep_topk, penalty=None),
-    "batchtopk": Architecture(_keep_batchtopk, penalty=None),
+    "batchtopk": Architecture(_keep_batchtopk, penalty=None, batch=True),
     "jumprelu": Architecture(_keep_above_threshold, penalty="l0"),
+    "matryoshka": Architecture(_keep_batchtopk, penalty=None, batch=True, nested=True),
 }
+
+
+@dataclass(frozen=True)
+class Setup:
+    """An SAE and how it trains: method=sae's keys (README, "Sparse autoencoders")."""
+
+    n_latents: int
+    architecture: str = "relu"
+    k: int = 5  # the TopK family: latents per sample
+    l1: float = 0.3  # relu: the L1 coefficient; jumprelu: the L0 one (its start value
+    target_l0: float | None = None  # when this steers it to a target L0)
+    bandwidth: float = BANDWIDTH  # jumprelu
+    prefixes: int = 3  # matryoshka: nested dictionaries of n/2^j latents, j < prefixes
+    aux_k: float = AUX_K  # the TopK family: the auxiliary-k loss's coefficient (0: off)
+    resample: bool = False  # reinitialise dead latents at RESAMPLE_AT
+    lr: float = 3e-3
+    schedule: str = "constant"
+    steps: int = 5000
+    batch_size: int = 256
+    log_every: int = 0  # curves on held-out samples every this many steps (0: none)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The prefixes that reconstruct on their own, the whole dictionary last."""
+        if not ARCHITECTURES[self.architecture].nested:
+            return (self.n_latents,)
+        return tuple(sorted({math.ceil(self.n_latents / 2**j)
+                             for j in range(self.prefixes)}))  # fmt: skip
+
+    @property
+    def steered(self) -> bool:
+        """Whether the penalty's coefficient is steered to ``target_l0``."""
+        penalised = ARCHITECTURES[self.architecture].penalty is not None
+        return penalised and self.target_l0 is not None
+
+    @property
+    def auxiliary(self) -> bool:
+        """Whether the auxiliary-k loss applies (the TopK family, aux_k > 0)."""
+        return ARCHITECTURES[self.architecture].penalty is None and self.aux_k > 0
+
+
+def problems(keys: dict) -> list[str]:
+    """Why method=sae's keys (without their prefix; absent: the default) cannot hold
+    together, one line each."""
+    architecture = keys.get("architecture", "relu")
+    if keys.get("target_l0") is not None and architecture != "relu":
+        return [
+            f"method.target_l0={keys['target_l0']} with method.architecture="
+            f"{architecture}: allowed with relu only (the TopK family sets its L0 by"
+            " method.k; jumprelu's thresholds, once raised, do not come back down:"
+            " set its method.l1 instead)"
+        ]
+    return []
+
+
+def n_steps(*, steps: int, batch_size: int, train_samples: int | None) -> int:
+    """Adam steps of training: ``steps`` on a fixed training set, or as many batches
+    as ``train_samples`` fresh samples fill."""
+    return steps if train_samples is None else math.ceil(train_samples / batch_size)
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate's factor at ``step`` (0-based) of ``steps``."""
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / steps))
+    if schedule == "linear_decay":
+        return min(1.0, (steps - step) / (DECAY_SHARE * steps))
+    return 1.0
 
 
 def _forward(
     params: dict[str, np.ndarray], H: np.ndarray, architecture: str, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Centred input (I, n, m), the mask of surviving latents (I, n, k), codes and
+    """Centred input (I, n, m), the mask of surviving latents (I, n, L), codes and
     the pre-activations."""
     C = H - params["b_dec"][:, None, :]
     pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
@@ -88,9 +179,9 @@ def sae_encode(
     params: dict[str, np.ndarray], H: np.ndarray, *, architecture: str = "relu",
     k: int = 1,
 ) -> np.ndarray:  # fmt: skip
-    """Codes F (I, n, k) >= 0 of H (I, n, m); batchtopk with a trained threshold
-    keeps the activations above it (no batch at inference)."""
-    if architecture == "batchtopk" and "threshold" in params:
+    """Codes F (I, n, L) >= 0 of H (I, n, m); batchtopk and matryoshka with a trained
+    threshold keep the activations above it (no batch at inference)."""
+    if ARCHITECTURES[architecture].batch and "threshold" in params:
         C = H - params["b_dec"][:, None, :]
         pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
         return pre * (pre > params["threshold"][:, None, None])
@@ -98,140 +189,277 @@ def sae_encode(
 
 
 def sae_decode(params: dict[str, np.ndarray], F: np.ndarray) -> np.ndarray:
-    """Reconstruction H_hat (I, n, m) of codes F (I, n, k)."""
+    """Reconstruction H_hat (I, n, m) of codes F (I, n, L)."""
     return F @ params["W_dec"].transpose(0, 2, 1) + params["b_dec"][:, None, :]
 
 
-def sae_loss_and_grads(
-    params: dict[str, np.ndarray], H: np.ndarray, *, l1: float,
-    architecture: str = "relu", k: int = 1, bandwidth: float = BANDWIDTH,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
-    """Loss mean_batch ||h - h_hat||^2 (+ l1 x the architecture's penalty) per
-    instance, and its gradients (the surviving latents' pattern held fixed: exact
-    wherever no activation ties another or a threshold; jumprelu's thresholds by the
-    straight-through estimator).
+@dataclass
+class Pass:
+    """A batch through the SAE: the loss (I,) and its gradients, the batch's mean
+    number of surviving latents per sample (I,), the latents that fired (I, L), and
+    the smallest kept activation (I,) (the batch threshold; inf: none kept; None for
+    an architecture without one)."""
 
-    params W_enc (I, k, m), b_enc (I, k), W_dec (I, m, k), b_dec (I, m);
-    H (I, batch, m).
-    Returns loss (I,) and a dict of gradients shaped like params. The unit-norm
-    constraint on W_dec's columns is not part of the loss (``train_sae`` projects).
+    loss: np.ndarray
+    grads: dict[str, np.ndarray]
+    l0: np.ndarray
+    fired: np.ndarray
+    smallest: np.ndarray | None
+
+
+def sae_pass(
+    params: dict[str, np.ndarray], H: np.ndarray, setup: Setup, *,
+    coef: np.ndarray | float | None = None, dead: np.ndarray | None = None,
+) -> Pass:  # fmt: skip
+    """The loss per instance and its gradients on a batch H (I, batch, m).
+
+    Loss: the mean over the batch of sum over the prefixes (one, the whole
+    dictionary, unless matryoshka) of ||h - h_hat_prefix||^2, plus ``coef`` (I,)
+    (default ``setup.l1``) x the architecture's penalty, plus for the TopK family with
+    ``dead`` latents (I, L) the auxiliary-k loss: aux_k x min(n_dead / k_aux, 1) x
+    ||e - W_dec z||^2, e = h - h_hat held fixed, z the k_aux = m // 2 largest
+    pre-activations of the dead latents (Gao et al. 2024). Gradients hold the
+    surviving latents' pattern fixed: exact wherever no activation ties another or a
+    threshold; jumprelu's thresholds by the straight-through estimator. The unit-norm
+    constraint on W_dec's columns is not part of the loss (``sae_step`` projects).
     """
-    C, mask, F, pre = _forward(params, H, architecture, k)
-    penalty = ARCHITECTURES[architecture].penalty
-    diff = sae_decode(params, F) - H
-    batch = H.shape[1]
-    sparse = {"l1": F, "l0": mask}[penalty].sum(axis=2) if penalty else 0.0
-    loss = (np.sum(diff**2, axis=2) + l1 * sparse).mean(axis=1)
-    g_out = (2.0 / batch) * diff  # dL/dh_hat (I, batch, m)
-    g_f = g_out @ params["W_dec"]  # dL/df (I, batch, k)
-    g_pre = (g_f + (l1 / batch if penalty == "l1" else 0.0)) * mask
+    arch = ARCHITECTURES[setup.architecture]
+    C, mask, F, pre = _forward(params, H, setup.architecture, setup.k)
+    batch, W_dec = H.shape[1], params["W_dec"]
+    coef = np.reshape(setup.l1 if coef is None else coef, (-1, 1)).astype(H.dtype)
+    # each prefix's reconstruction error, the next prefix adding its block of latents
+    blocks = list(zip((0, *setup.widths[:-1]), setup.widths, strict=True))
+    diffs, diff = [], params["b_dec"][:, None, :] - H
+    for lo, hi in blocks:
+        diff = diff + F[:, :, lo:hi] @ W_dec[:, :, lo:hi].transpose(0, 2, 1)
+        diffs.append(diff)
+    sparse = {"l1": F, "l0": mask}[arch.penalty].sum(axis=2) if arch.penalty else 0.0
+    loss = (sum(np.sum(d**2, axis=2) for d in diffs) + coef * sparse).mean(axis=1)
+    # a block's latents reach every prefix from theirs on: the errors' suffix sums
+    g_fs, dW_decs, suffix = [], [], 0.0
+    for (lo, hi), d in reversed(list(zip(blocks, diffs, strict=True))):
+        suffix = suffix + (2.0 / batch) * d  # dL/dh_hat of the prefixes from here on
+        g_fs.insert(0, suffix @ W_dec[:, :, lo:hi])
+        dW_decs.insert(0, suffix.transpose(0, 2, 1) @ F[:, :, lo:hi])
+    g_f, dW_dec = (p[0] if len(p) == 1 else np.concatenate(p, axis=2)
+                   for p in (g_fs, dW_decs))  # fmt: skip
+    g_pre = (g_f + (coef[:, :, None] / batch if arch.penalty == "l1" else 0.0)) * mask
+    if dead is not None and setup.auxiliary and dead.any():
+        aux_loss, aux_pre = _auxiliary(pre, dead, diffs[-1], W_dec, dW_dec, setup.aux_k)
+        loss, g_pre = loss + aux_loss, g_pre + aux_pre
     db_enc = g_pre.sum(axis=1)
     # b_dec enters twice: added to h_hat, subtracted from h before the encoder
-    db_dec = g_out.sum(axis=1) - (db_enc[:, None, :] @ params["W_enc"])[:, 0, :]
+    db_dec = suffix.sum(axis=1) - (db_enc[:, None, :] @ params["W_enc"])[:, 0, :]
     grads = {
         "W_enc": g_pre.transpose(0, 2, 1) @ C,
         "b_enc": db_enc,
-        "W_dec": g_out.transpose(0, 2, 1) @ F,
+        "W_dec": dW_dec,
         "b_dec": db_dec,
     }
-    if penalty == "l0":
-        grads[JUMP] = _threshold_grad(params, pre, g_f, l1 / batch, bandwidth)
-    return loss, grads
+    if arch.penalty == "l0":
+        grads[JUMP] = _threshold_grad(params, pre, g_f, coef / batch, setup.bandwidth)
+    smallest = np.where(mask, F, np.inf).min(axis=(1, 2)) if arch.batch else None
+    return Pass(loss, grads, mask.sum(axis=2).mean(axis=1), mask.any(axis=1), smallest)
+
+
+def _auxiliary(pre, dead, diff, W_dec, dW_dec, aux_k):
+    """The auxiliary-k loss (I,) and its gradient on the pre-activations; adds its
+    gradient on W_dec to ``dW_dec``. ``diff`` = h_hat - h (I, batch, m), held fixed."""
+    batch, m = diff.shape[1:]
+    k_aux = min(max(1, m // 2), pre.shape[2])
+    weight = aux_k * np.minimum(dead.sum(axis=1) / k_aux, 1.0)  # (I,)
+    candidates = np.where(dead[:, None, :], pre, -np.inf)
+    kth = -np.partition(-candidates, k_aux - 1, axis=2)[:, :, k_aux - 1 : k_aux]
+    chosen = (candidates >= kth) & dead[:, None, :]  # fewer dead: all of them
+    z = np.where(chosen, pre, 0.0)
+    r = z @ W_dec.transpose(0, 2, 1) + diff  # W_dec z - e
+    g_r = (2.0 * weight / batch)[:, None, None] * r
+    dW_dec += g_r.transpose(0, 2, 1) @ z
+    return weight * np.sum(r**2, axis=2).mean(axis=1), (g_r @ W_dec) * chosen
 
 
 def _threshold_grad(params, pre, g_f, l0, bandwidth) -> np.ndarray:
     """dL/dlog_theta by the straight-through estimator of Rajamanoharan et al. 2024:
     d/dtheta [z H(z - theta)] = -(theta / eps) K((z - theta) / eps) and d/dtheta
     H(z - theta) = -(1 / eps) K(...), K the rectangle on [-1/2, 1/2], eps the
-    bandwidth."""
+    bandwidth; ``l0`` (I, 1) the penalty's coefficient / batch."""
     theta = np.exp(params[JUMP])
     near = (np.abs(pre - theta[:, None, :]) < bandwidth / 2) / bandwidth
     d_theta = -(g_f * theta[:, None, :] * near).sum(axis=1) - l0 * near.sum(axis=1)
     return d_theta * theta
 
 
-def init_sae(
-    H_train: np.ndarray, *, rngs: list[np.random.Generator], n_latents: int
-) -> dict[str, np.ndarray]:
-    """Initial float64 params for H_train (I, n_train, m), one generator per instance.
+def sae_loss_and_grads(
+    params: dict[str, np.ndarray], H: np.ndarray, *, l1: float,
+    architecture: str = "relu", k: int = 1, bandwidth: float = BANDWIDTH,
+    prefixes: int = 3,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """``sae_pass``'s loss (I,) and gradients without the auxiliary loss, for params
+    W_enc (I, L, m), b_enc (I, L), W_dec (I, m, L), b_dec (I, m) (jumprelu: and
+    log_threshold (I, L)) and H (I, batch, m)."""
+    setup = Setup(params["W_dec"].shape[2], architecture, k=k, l1=l1,
+                  bandwidth=bandwidth, prefixes=prefixes)  # fmt: skip
+    step = sae_pass(params, H, setup)
+    return step.loss, step.grads
 
-    Gaussian unit-norm decoder atoms, W_enc = W_dec.T, b_enc = 0, b_dec = the mean of
-    the instance's training data.
+
+# --- training ------------------------------------------------------------------------
+
+
+class Resampled:
+    """Batches drawn with replacement from each instance's own fixed training set
+    H_train (I, n_train, m), with its own generator: an instance does not depend on
+    how many train beside it."""
+
+    def __init__(self, H_train: np.ndarray, rngs: list[np.random.Generator]):
+        if H_train.ndim != 3 or H_train.shape[0] != len(rngs):
+            raise ValueError(
+                f"H_train must be (n_inst, n_train, n_neurons) with n_inst = len(rngs)"
+                f" = {len(rngs)}; got shape {H_train.shape}"
+            )
+        self.H, self.rngs = H_train, rngs
+        self.mean = H_train.mean(axis=1)
+
+    def batches(self, steps: int, batch_size: int, dtype) -> Iterator[np.ndarray]:
+        H, inst = self.H.astype(dtype), np.arange(len(self.rngs))[:, None]
+        for _ in range(steps):
+            rows = [rng.integers(0, H.shape[1], batch_size) for rng in self.rngs]
+            yield H[inst, np.stack(rows)]
+
+
+class Fresh:
+    """Batches of new samples: ``draws[i](n)`` gives instance i's next n training rows
+    (n, m) from its own generator, CHUNK_ROWS at a time, never all at once. The
+    initial b_dec is the mean of each instance's first chunk."""
+
+    def __init__(self, draws: list[Callable[[int], np.ndarray]], batch_size: int):
+        self.draws = draws
+        self.chunk = batch_size * max(1, CHUNK_ROWS // batch_size)
+        self.first = np.stack([draw(self.chunk) for draw in draws])
+        self.mean = self.first.mean(axis=1)
+
+    def batches(self, steps: int, batch_size: int, dtype) -> Iterator[np.ndarray]:
+        per_chunk, chunk = self.chunk // batch_size, self.first
+        for start in range(0, steps, per_chunk):
+            if chunk is None:
+                chunk = np.stack([draw(self.chunk) for draw in self.draws])
+            n = min(per_chunk, steps - start)
+            rows = chunk[:, : n * batch_size].astype(dtype)
+            for i in range(n):
+                yield rows[:, i * batch_size : (i + 1) * batch_size]
+            chunk = None
+
+
+def init_sae(
+    mean: np.ndarray, *, rngs: list[np.random.Generator], n_latents: int
+) -> dict[str, np.ndarray]:
+    """Initial float64 params, one generator per instance; ``mean`` (I, m) of each
+    instance's training data.
+
+    Gaussian unit-norm decoder atoms, W_enc = W_dec.T, b_enc = 0, b_dec = the mean.
     """
-    n_inst, _, n_neurons = H_train.shape
+    n_inst, n_neurons = mean.shape
     W_dec = np.stack([rng.standard_normal((n_neurons, n_latents)) for rng in rngs])
     W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
     return {
         "W_enc": W_dec.transpose(0, 2, 1).copy(),
         "b_enc": np.zeros((n_inst, n_latents)),
         "W_dec": W_dec,
-        "b_dec": H_train.mean(axis=1),
+        "b_dec": mean.copy(),
     }
+
+
+@dataclass
+class Trained:
+    """Trained float64 params shaped as ``sae_pass``'s (batchtopk, matryoshka: and
+    their inference ``threshold`` (I,); jumprelu: its ``log_threshold`` (I, L)); the
+    penalty's final coefficient (I,); the fraction of latents dead at the end of
+    training (I,), by DEAD_WINDOW; and, with ``log_every``, the curves: one dict per
+    logged step (``evaluate``'s, with step, samples and the atoms (I, m, L))."""
+
+    params: dict[str, np.ndarray]
+    coef: np.ndarray
+    dead_fraction: np.ndarray
+    curves: list[dict] = field(default_factory=list)
 
 
 def train_sae(
-    H_train: np.ndarray,
-    *,
-    rngs: list[np.random.Generator],
-    n_latents: int,
-    l1: float,
-    lr: float,
-    steps: int,
-    batch_size: int,
-    architecture: str = "relu",
-    k: int = 1,
-    bandwidth: float = BANDWIDTH,
-    dtype=np.float32,
-) -> dict[str, np.ndarray]:
-    """Train one SAE per generator on its own H_train[i] (I, n_train, m), all together.
+    source: Resampled | Fresh, *, rngs: list[np.random.Generator], setup: Setup,
+    held_out: np.ndarray | None = None, dtype=np.float32,
+) -> Trained:  # fmt: skip
+    """Train one SAE per generator on its own batches from ``source``, all together.
 
-    Adam from ``init_sae``; each step draws a minibatch of ``batch_size`` rows with
-    replacement from the instance's own training set with its own generator, so an
-    instance does not depend on how many train beside it. After every step W_dec's
+    Adam from ``init_sae`` with ``setup.lr`` x its schedule; after every step W_dec's
     columns are renormalised, and before it the part of W_dec's gradient parallel to
-    each column is removed. Returns float64 params shaped as ``sae_loss_and_grads``'s
-    (batchtopk: and its inference ``threshold`` (I,); jumprelu: its trained
-    ``log_threshold`` (I, n_latents), from log(THETA_INIT)).
+    each column is removed. With ``target_l0`` the penalty's coefficient follows the
+    batch L0 multiplicatively (L0_GAIN); a latent is dead after DEAD_WINDOW samples
+    without firing (the auxiliary loss's and resampling's latents). Curves every
+    ``log_every`` steps on ``held_out`` (I, n, m), samples not trained on.
     """
-    if H_train.ndim != 3 or H_train.shape[0] != len(rngs):
-        raise ValueError(
-            f"H_train must be (n_inst, n_train, n_neurons) with n_inst = len(rngs) = "
-            f"{len(rngs)}; got shape {H_train.shape}"
-        )
     keep_freed_memory()
-    params = {
-        name: p.astype(dtype)
-        for name, p in init_sae(H_train, rngs=rngs, n_latents=n_latents).items()
-    }
-    names = _trained_names(architecture)
+    n_inst = len(rngs)
+    start = init_sae(source.mean, rngs=rngs, n_latents=setup.n_latents)
+    params = {name: p.astype(dtype) for name, p in start.items()}
+    names = _trained_names(setup.architecture)
     if JUMP in names:
-        params[JUMP] = np.full((len(rngs), n_latents), np.log(THETA_INIT), dtype)
-    adam = AdamW([params[name] for name in names], lr=lr, weight_decay=0.0)
-    H_train = H_train.astype(dtype)
-    inst = np.arange(len(rngs))[:, None]
-    threshold = None
-    for _ in range(steps):
-        rows = np.stack([rng.integers(0, H_train.shape[1], batch_size) for rng in rngs])
-        batch = H_train[inst, rows]
-        sae_step(params, adam, batch, l1=l1, architecture=architecture, k=k,
-                 bandwidth=bandwidth)  # fmt: skip
-        if architecture == "batchtopk":
-            threshold = _smallest_kept(params, batch, k, threshold)
-    trained = {name: p.astype(np.float64) for name, p in params.items()}
-    if threshold is not None:
-        trained["threshold"] = threshold.astype(np.float64)
-    return trained
+        params[JUMP] = np.full((n_inst, setup.n_latents), np.log(THETA_INIT), dtype)
+    adam = AdamW([params[name] for name in names], lr=setup.lr, weight_decay=0.0)
+    coef = np.full(n_inst, setup.l1)
+    unfired = np.zeros((n_inst, setup.n_latents))  # samples since each last fired
+    resample_at = {round(share * setup.steps) for share in RESAMPLE_AT}
+    threshold, curves = None, []
+    logs = held_out is not None and setup.log_every > 0
+    batches = source.batches(setup.steps, setup.batch_size, dtype)
+    for step, batch in enumerate(batches):
+        adam.lr = setup.lr * lr_factor(setup.schedule, step, setup.steps)
+        dead = unfired >= DEAD_WINDOW
+        done = sae_step(params, adam, batch, setup, coef=coef, dead=dead)
+        unfired = np.where(done.fired, 0.0, unfired + setup.batch_size)
+        if setup.steered:
+            coef *= (np.maximum(done.l0, 1e-3) / setup.target_l0) ** L0_GAIN
+        if ARCHITECTURES[setup.architecture].batch:
+            smallest = np.where(np.isfinite(done.smallest), done.smallest, 0.0)
+            threshold = smallest if threshold is None else (
+                THRESHOLD_DECAY * threshold + (1 - THRESHOLD_DECAY) * smallest
+            )  # fmt: skip
+        if setup.resample and step + 1 in resample_at:
+            _resample(params, adam, batch, setup, dead, rngs)
+            unfired[dead] = 0.0
+        if logs and ((step + 1) % setup.log_every == 0 or step + 1 == setup.steps):
+            now = _with_threshold(params, threshold)
+            curves.append(
+                {"step": step + 1, "samples": (step + 1) * setup.batch_size}
+                | evaluate(now, held_out, setup, coef)
+                | {"atoms": params["W_dec"].astype(np.float64)}
+            )
+    trained = _with_threshold(params, threshold)
+    trained = {name: p.astype(np.float64) for name, p in trained.items()}
+    return Trained(trained, coef, (unfired >= DEAD_WINDOW).mean(axis=1), curves)
 
 
-def _smallest_kept(params, H, k, running):
-    """batchtopk: the running mean over steps of the smallest activation kept in
-    each instance's batch (its inference threshold)."""
-    _, mask, F, _ = _forward(params, H, "batchtopk", k)
-    smallest = np.where(mask, F, np.inf).min(axis=(1, 2))
-    smallest = np.where(np.isfinite(smallest), smallest, 0.0)
-    if running is None:
-        return smallest
-    return THRESHOLD_DECAY * running + (1 - THRESHOLD_DECAY) * smallest
+def _with_threshold(params: dict, threshold: np.ndarray | None) -> dict:
+    return params if threshold is None else params | {"threshold": threshold}
+
+
+def evaluate(
+    params: dict, H: np.ndarray, setup: Setup, coef: np.ndarray
+) -> dict[str, np.ndarray]:
+    """On held-out H (I, n, m), per instance: the loss (reconstruction of every prefix
+    plus the penalty, as trained), ``l0`` (mean codes > 0 per sample), the fraction of
+    latents that fire on none of the samples and the explained variance 1 - ||H -
+    H_hat||^2 / ||H - mean(H)||^2 (pooled over the samples and neurons)."""
+    H = H.astype(params["W_dec"].dtype)
+    F = sae_encode(params, H, architecture=setup.architecture, k=setup.k)
+    H_hat = sae_decode(params, F)
+    loss = sae_pass(params, H, setup, coef=coef).loss
+    sst = np.sum((H - H.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2))
+    sse = np.sum((H - H_hat) ** 2, axis=(1, 2))
+    return {
+        "loss": loss.astype(np.float64),
+        "l0": (F > 0).sum(axis=2).mean(axis=1),
+        "dead_fraction": (~(F > 0).any(axis=1)).mean(axis=1),
+        "explained_variance": 1.0 - sse / np.where(sst > 0, sst, np.nan),
+    }
 
 
 def _trained_names(architecture: str) -> tuple[str, ...]:
@@ -240,19 +468,47 @@ def _trained_names(architecture: str) -> tuple[str, ...]:
 
 
 def sae_step(
-    params: dict[str, np.ndarray], adam: AdamW, H: np.ndarray, *, l1: float,
-    architecture: str = "relu", k: int = 1, bandwidth: float = BANDWIDTH,
-) -> None:  # fmt: skip
+    params: dict[str, np.ndarray], adam: AdamW, H: np.ndarray, setup: Setup, *,
+    coef: np.ndarray | float | None = None, dead: np.ndarray | None = None,
+) -> Pass:  # fmt: skip
     """One Adam step on a batch H (I, batch, m), keeping W_dec's columns unit norm.
 
-    Updates params in place; ``adam`` was built on ``[params[n] for n in
-    _trained_names(architecture)]``.
+    Updates params in place and returns the step's ``Pass``; ``adam`` was built on
+    ``[params[n] for n in _trained_names(setup.architecture)]``.
     """
-    _, grads = sae_loss_and_grads(params, H, l1=l1, architecture=architecture, k=k,
-                                  bandwidth=bandwidth)  # fmt: skip
-    W_dec, dW_dec = params["W_dec"], grads["W_dec"]
+    done = sae_pass(params, H, setup, coef=coef, dead=dead)
+    W_dec, dW_dec = params["W_dec"], done.grads["W_dec"]
     # A move along an atom only changes its norm, which is renormalised away; left in,
     # Adam's per-coordinate scaling would turn it into a rotation.
     dW_dec -= np.sum(dW_dec * W_dec, axis=1, keepdims=True) * W_dec
-    adam.step([grads[name] for name in _trained_names(architecture)])
+    adam.step([done.grads[name] for name in _trained_names(setup.architecture)])
     W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
+    return done
+
+
+def _resample(params, adam, H, setup, dead, rngs) -> None:
+    """Reinitialise each instance's dead latents (Bricken et al. 2023): the decoder
+    atom becomes a batch sample's centred input, drawn with probability proportional
+    to its squared reconstruction loss, normalised; the encoder row the same
+    direction at RESAMPLE_SCALE x the live rows' mean norm; the bias 0; their Adam
+    moments 0."""
+    C, _, F, _ = _forward(params, H, setup.architecture, setup.k)
+    loss = np.sum((sae_decode(params, F) - H) ** 2, axis=2).astype(np.float64)
+    rows = {name: i for i, name in enumerate(_trained_names(setup.architecture))}
+    for i, rng in enumerate(rngs):
+        latents = np.flatnonzero(dead[i])
+        if latents.size == 0:
+            continue
+        weight = loss[i] ** 2
+        p = weight / weight.sum() if weight.sum() > 0 else None
+        picks = rng.choice(len(C[i]), size=latents.size, p=p)
+        v = C[i][picks]
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        live = np.linalg.norm(params["W_enc"][i][~dead[i]], axis=1)
+        gain = RESAMPLE_SCALE * (live.mean() if live.size else 1.0)
+        params["W_dec"][i][:, latents] = v.T
+        params["W_enc"][i][latents] = gain * v
+        params["b_enc"][i][latents] = 0.0
+        for name, axis in (("W_dec", 1), ("W_enc", 0), ("b_enc", 0)):
+            for moments in (adam.m, adam.v):
+                np.moveaxis(moments[rows[name]][i], axis, 0)[latents] = 0.0

@@ -10,6 +10,12 @@ FEATURES_FILE = "features.parquet"
 SAMPLES_FILE = "samples.parquet"
 WEIGHTS_FILE = "weights.parquet"  # trained models only: trial, neuron, feature, value
 COSINES_FILE = "cosines.parquet"  # learned methods, trial 0: trial, atom, feature, cos
+# method=sae: every trial's curves on held-out samples, a row per trial and logged step
+TRAINING_FILE = "training.parquet"
+TRAINING_COLUMNS = (
+    "trial", "step", "samples", "loss", "l0", "dead_fraction", "explained_variance",
+    "mcc_matched",
+)  # fmt: skip
 STATUS_FILE = "status.json"
 ANALYSIS_DIR = "analysis"
 
@@ -49,6 +55,12 @@ METRIC_COLUMNS = (
     "r2_h",
     "l0",
     "true_l0",
+    "latent_precision",
+    "latent_recall",
+    "latent_f1",
+    "dead_fraction",
+    "shrinkage",
+    "explained_variance",
     "coherence",
     "fit_seconds",
     "recover_seconds",

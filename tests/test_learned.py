@@ -145,3 +145,33 @@ def test_sae_trials_train_together_as_they_would_alone(tmp_path):
     alone = methods.recover("sae", again, **params)
     assert np.array_equal(together[1].atoms, alone.atoms)
     assert np.array_equal(together[1].codes, alone.codes)
+
+
+def test_sae_cell_writes_its_training_curves_from_a_fresh_stream(tmp_path):
+    """method=sae with fresh samples and curves: training.parquet holds every trial's
+    logged steps, and the last one (the trained atoms) scores the mcc_matched of
+    metrics.parquet exactly."""
+    from sweep.registry import Registry
+
+    method = Registry.params(METHODS["sae"]) | {
+        "train_samples": 40_000, "batch_size": 100, "log_every": 150,
+        "architecture": "topk", "k": 2,
+    }  # fmt: skip
+    cfg = {
+        "seed": 0, "n_features": 12, "neurons": 6, "sparsity": 0.1, "k": None,
+        "trials": 2, "n_samples": 40, "n_train": 10, "noise": 0.0,
+        "success_tol": 0.01, "model": {"name": "random"},
+        "method": {"name": "sae"} | method,
+    }  # fmt: skip
+    status = job.run(cfg, tmp_path)
+    assert status["status"] == "ok", status.get("traceback")
+    curves = pd.read_parquet(tmp_path / schema.TRAINING_FILE)
+    assert tuple(curves.columns) == schema.TRAINING_COLUMNS
+    assert curves.groupby("trial")["step"].apply(list).tolist() == [[150, 300, 400]] * 2
+    assert (curves["samples"] == curves["step"] * 100).all()
+    metrics = pd.read_parquet(tmp_path / schema.METRICS_FILE)
+    last = curves[curves.step == 400].set_index("trial")["mcc_matched"]
+    assert np.allclose(last.to_numpy(), metrics["mcc_matched"].to_numpy(), atol=1e-9)
+    assert metrics["l0"].between(0, 2).all()  # topk, k = 2
+    assert metrics["sparsity_coefficient"].isna().all()  # no penalty to steer
+    assert metrics["train_dead_fraction"].between(0, 1).all()

@@ -102,7 +102,9 @@ def test_cells_are_recomputed_as_committed(name, tmp_path):
         pd.read_parquet(d / METRICS_FILE).drop(columns=TIMINGS)
         for d in (tmp_path / name, committed)
     )
-    assert set(again.columns) - set(before.columns) == {*added, "true_l0", "coherence"}
+    since = {"true_l0", "coherence", "latent_precision", "latent_recall", "latent_f1",
+             "dead_fraction", "shrinkage", "explained_variance"}  # fmt: skip
+    assert set(again.columns) - set(before.columns) == {*added, *since}
     pd.testing.assert_frame_equal(again[before.columns], before, check_exact=False,
                                   rtol=1e-9, atol=1e-12)  # fmt: skip
     assert again["success_rate"].between(0.05, 0.95).any()  # not a trivial cell
