@@ -131,10 +131,6 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
-    if not errors and learns:
-        keys = {k[len("method.") :]: v for k, v in flat.items()
-                if k.startswith("method.")}  # fmt: skip
-        errors += METHODS.traits[flat["method"]].problems(keys)
     return errors
 
 
@@ -270,7 +266,8 @@ def cell_name(flat: dict) -> str:
     differs from the project's default (conf/config.yaml and the group's own yaml),
     sorted, values written one way (``0.1`` however it was typed; ``true``, ``null``;
     other characters percent-encoded). Equal configurations get equal names and
-    different ones different names. A name over MAX_NAME_BYTES keeps its first keys
+    different ones different names. A name over MAX_NAME_BYTES puts the method's and
+    the model's keys and ``neurons``, ``sparsity`` first, keeps as many keys as fit
     and ends with ``hash=`` and the start of the fingerprint.
     """
     defaults = _defaults(flat.get("method"), flat.get("model"))
@@ -282,6 +279,9 @@ def cell_name(flat: dict) -> str:
     name = ",".join(f"{key}={_text(flat[key])}" for key in keys)
     if len(name) <= MAX_NAME_BYTES:  # ASCII: characters are bytes
         return name
+    leading = (*GROUPS, *NAMED_ALWAYS)
+    first = sorted(keys, key=lambda key: key.split(".")[0] not in leading)
+    name = ",".join(f"{key}={_text(flat[key])}" for key in first)
     suffix = f",hash={fingerprint(flat)[:16]}"
     return name[: MAX_NAME_BYTES - len(suffix)].rsplit(",", 1)[0] + suffix
 

@@ -39,13 +39,12 @@ class MethodTraits:
 
     uses: str  # DICTIONARY, DECODER or ACTIVATIONS
     together: bool = False  # a cell's trials are given together (trained at once)
-    # why the method's keys (a dict without their prefix) cannot hold together
-    problems: Callable[[dict], list[str]] = lambda keys: []
 
 
 KNOWN = MethodTraits(uses=DICTIONARY)
 OWN = MethodTraits(uses=DECODER)
 LEARNS = MethodTraits(uses=ACTIVATIONS)
+LEARNS_TOGETHER = MethodTraits(uses=ACTIVATIONS, together=True)
 
 
 @dataclass(frozen=True)
@@ -357,7 +356,7 @@ def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Reco
 
 @METHODS.register(
     "sae",
-    MethodTraits(uses=ACTIVATIONS, together=True, problems=sae.problems),
+    LEARNS_TOGETHER,
     architecture=one_of(*sae.ARCHITECTURES),
     expansion=real(0, open_low=True),
     k=integer(1),
@@ -385,9 +384,12 @@ def recover_sae(
 
     n_latents = round(expansion x n_features). Training: ``train_samples`` fresh
     samples from each trial's stream, or (null) ``steps`` batches drawn from its
-    H_train. Every other key is a field of ``sae.Setup``; curves every ``log_every``
-    steps on the test H (never trained on).
+    H_train. ``target_l0``: relu steers its L1 coefficient there; the TopK family
+    takes it as its k (a sweep over L0 is one key). Every other key is a field of
+    ``sae.Setup``; curves every ``log_every`` steps on the test H (never trained on).
     """
+    if target_l0 is not None and sae.ARCHITECTURES[architecture].penalty is None:
+        k = target_l0  # the TopK family: the L0 asked for is its k
     setup = sae.Setup(
         max(1, round(expansion * xs[0].n_features)), architecture, k=k, l1=l1,
         target_l0=target_l0, bandwidth=bandwidth, prefixes=prefixes, aux_k=aux_k,

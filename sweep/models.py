@@ -319,11 +319,14 @@ def _trained(
 
 
 class AdamW:
-    """PyTorch's AdamW (betas 0.9, 0.999, eps 1e-8), updating arrays in place."""
+    """PyTorch's AdamW (betas 0.9, 0.999, eps 1e-8), updating arrays in place;
+    ``betas`` one pair, or one pair per parameter (as PyTorch's parameter groups)."""
 
     def __init__(self, params, *, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
         self.params, self.lr, self.wd = params, lr, weight_decay
-        self.betas, self.eps = betas, eps
+        per_param = isinstance(betas[0], tuple | list)
+        self.betas = list(betas) if per_param else [tuple(betas)] * len(params)
+        self.eps = eps
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.t = 0
@@ -331,15 +334,23 @@ class AdamW:
     def step(self, grads) -> None:
         """One update of every parameter from its gradient."""
         self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            p *= 1 - self.lr * self.wd
+        moments = zip(self.params, grads, self.m, self.v, self.betas, strict=True)
+        for p, g, m, v, (b1, b2) in moments:
+            c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+            if self.wd:
+                p *= 1 - self.lr * self.wd
             m *= b1
             m += (1 - b1) * g
             v *= b2
-            v += (1 - b2) * g * g
-            p -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            g = g * g  # a scratch array: the caller's gradient is left alone
+            g *= 1 - b2
+            v += g
+            denom = np.sqrt(v, out=g)
+            denom *= c2**-0.5  # a Python float: stays in the params' dtype
+            denom += self.eps
+            np.divide(m, denom, out=denom)
+            denom *= self.lr / c1
+            p -= denom
 
 
 @cache

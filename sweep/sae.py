@@ -31,17 +31,31 @@ from sweep.models import AdamW, keep_freed_memory
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")  # trained; "threshold": batchtopk's
 JUMP = "log_threshold"  # jumprelu's trained thresholds theta = exp(log_threshold)
 THRESHOLD_DECAY = 0.99  # batchtopk's inference threshold: a running mean over steps
-THETA_INIT = 1e-3  # jumprelu's initial thresholds (Rajamanoharan et al. 2024)
+# jumprelu's initial thresholds: the paper's 1e-3 is for activations normalised to
+# norm sqrt(d); here pre-activations are of the features' magnitudes (~0.5) and Adam
+# moves log(theta) by at most about lr a step: from 1e-3 the thresholds took ~1,000
+# steps to reach the data's scale while target_l0's controller wound the coefficient up
+THETA_INIT = 0.1
+# jumprelu's thresholds: Adam's second-moment memory 1 / (1 - beta2) = 100 steps, below
+# the 200 steps per e-fold over which target_l0 rescales the coefficient (which scales
+# their gradient); with 0.999 the memory of an early, large coefficient shrank their
+# steps ~1e4-fold and froze them (measured: L0 0.89 for a target of 4)
+THRESHOLD_BETAS = (0.9, 0.99)
 # jumprelu's straight-through window: the paper's 1e-3 is for activations normalised to
 # norm sqrt(d); here it left the L0 coefficient without effect in 5,000 steps.
 BANDWIDTH = 0.05
 AUX_K = 1 / 32  # the auxiliary-k loss's coefficient (Gao et al. 2024, appendix B.1)
 DEAD_WINDOW = 20_000  # a latent not fired in this many training samples is dead
 L0_GAIN = 0.01  # target_l0: each step, coefficient x (batch L0 / target) ** L0_GAIN
+# jumprelu's: its thresholds follow log(coefficient) at <= ~2 lr a step; a faster
+# controller winds up and L0 oscillates (measured: 0.01 overshot a target of 8 by 46 %)
+JUMP_L0_GAIN = 0.005
 RESAMPLE_AT = (0.2, 0.4, 0.6, 0.8)  # resampling: at these shares of the steps
 RESAMPLE_SCALE = 0.2  # a resampled encoder row: 0.2 x the live rows' mean norm
 DECAY_SHARE = 0.2  # schedule linear_decay: lr falls to 0 over the last 20 % of steps
 SCHEDULES = ("constant", "cosine", "linear_decay")
+ARGMAX_ROUNDS = 8  # topk: below this k, argmax passes; above, np.partition
+SAMPLE_STRIDE = 17  # batchtopk: the lower bound's sample (17: no power of 2's divisor)
 CHUNK_ROWS = 8192  # a Fresh stream draws this many samples per instance at a time
 
 
@@ -54,19 +68,41 @@ def _keep_above_threshold(acts: np.ndarray, k: int, params: dict) -> np.ndarray:
     return acts > np.exp(params[JUMP])[:, None, :]
 
 
-def _keep_topk(acts: np.ndarray, k: int, params: dict) -> np.ndarray:
-    """The k largest positive activations of each sample (I, n, latents)."""
-    if k >= acts.shape[2]:
+def _keep_topk(acts: np.ndarray, k: float, params: dict) -> np.ndarray:
+    """The k largest positive activations of each sample (I, n, latents); k rounded
+    to an integer >= 1."""
+    k, n_latents = max(1, round(k)), acts.shape[2]
+    if k >= n_latents:
         return acts > 0
-    kth = -np.partition(-acts, k - 1, axis=2)[:, :, k - 1 : k]
+    if k <= ARGMAX_ROUNDS:  # a few passes of argmax beat a partition of every row
+        rest = acts.copy()
+        for _ in range(k - 1):
+            top = rest.argmax(axis=2)[:, :, None]
+            np.put_along_axis(rest, top, -np.inf, axis=2)
+        kth = rest.max(axis=2, keepdims=True)
+    else:  # no negated copy: the (L - k)-th smallest is the k-th largest
+        kth = np.partition(acts, n_latents - k, axis=2)[:, :, n_latents - k, None]
     return (acts >= kth) & (acts > 0)
 
 
-def _keep_batchtopk(acts: np.ndarray, k: int, params: dict) -> np.ndarray:
-    """The k x batch largest positive activations of each instance's batch."""
+def _kth_largest(values: np.ndarray, keep: int) -> np.float32:
+    """The keep-th largest of a 1-d array, found among the values above a lower bound
+    estimated on every SAMPLE_STRIDE-th value (checked by counting: exact)."""
+    sample = values[::SAMPLE_STRIDE]
+    rank = min(sample.size, 2 * (keep // SAMPLE_STRIDE) + 16)  # well below the kth
+    bound = np.partition(sample, sample.size - rank)[sample.size - rank]
+    above = values[values >= bound]
+    if above.size < keep:  # the bound was too high: every value
+        above = values
+    return np.partition(above, above.size - keep)[above.size - keep]
+
+
+def _keep_batchtopk(acts: np.ndarray, k: float, params: dict) -> np.ndarray:
+    """The k x batch largest positive activations of each instance's batch (k may
+    be fractional: round(k x batch) of them)."""
     flat = acts.reshape(len(acts), -1)
-    keep = min(k * acts.shape[1], flat.shape[1])
-    kth = -np.partition(-flat, keep - 1, axis=1)[:, keep - 1]
+    keep = min(max(1, round(k * acts.shape[1])), flat.shape[1])
+    kth = np.array([_kth_largest(row, keep) for row in flat])
     return (acts >= kth[:, None, None]) & (acts > 0)
 
 
@@ -80,7 +116,7 @@ class Architecture:
     whether nested prefixes reconstruct on their own (``nested``). A new architecture
     is one entry of ``ARCHITECTURES``."""
 
-    keep: Callable[[np.ndarray, int, dict], np.ndarray]
+    keep: Callable[[np.ndarray, float, dict], np.ndarray]
     penalty: str | None
     batch: bool = False
     nested: bool = False
@@ -101,9 +137,9 @@ class Setup:
 
     n_latents: int
     architecture: str = "relu"
-    k: int = 5  # the TopK family: latents per sample
-    l1: float = 0.3  # relu: the L1 coefficient; jumprelu: the L0 one (its start value
-    target_l0: float | None = None  # when this steers it to a target L0)
+    k: float = 5  # the TopK family: latents per sample (target_l0 when that is set)
+    l1: float = 0.3  # relu: the L1 coefficient (its start value when target_l0 steers
+    target_l0: float | None = None  # it to a target L0); jumprelu: the L0 one
     bandwidth: float = BANDWIDTH  # jumprelu
     prefixes: int = 3  # matryoshka: nested dictionaries of n/2^j latents, j < prefixes
     aux_k: float = AUX_K  # the TopK family: the auxiliary-k loss's coefficient (0: off)
@@ -134,20 +170,6 @@ class Setup:
         return ARCHITECTURES[self.architecture].penalty is None and self.aux_k > 0
 
 
-def problems(keys: dict) -> list[str]:
-    """Why method=sae's keys (without their prefix; absent: the default) cannot hold
-    together, one line each."""
-    architecture = keys.get("architecture", "relu")
-    if keys.get("target_l0") is not None and architecture != "relu":
-        return [
-            f"method.target_l0={keys['target_l0']} with method.architecture="
-            f"{architecture}: allowed with relu only (the TopK family sets its L0 by"
-            " method.k; jumprelu's thresholds, once raised, do not come back down:"
-            " set its method.l1 instead)"
-        ]
-    return []
-
-
 def n_steps(*, steps: int, batch_size: int, train_samples: int | None) -> int:
     """Adam steps of training: ``steps`` on a fixed training set, or as many batches
     as ``train_samples`` fresh samples fill."""
@@ -169,10 +191,14 @@ def _forward(
     """Centred input (I, n, m), the mask of surviving latents (I, n, L), codes and
     the pre-activations."""
     C = H - params["b_dec"][:, None, :]
-    pre = C @ params["W_enc"].transpose(0, 2, 1) + params["b_enc"][:, None, :]
+    pre = C @ params["W_enc"].transpose(0, 2, 1)
+    pre += params["b_enc"][:, None, :]
     acts = np.maximum(pre, 0)
-    mask = ARCHITECTURES[architecture].keep(acts, k, params)
-    return C, mask, acts * mask, pre
+    keep = ARCHITECTURES[architecture].keep
+    mask = keep(acts, k, params)
+    if keep is not _keep_all:  # relu: acts * (acts > 0) is acts
+        acts *= mask
+    return C, mask, acts, pre
 
 
 def sae_encode(
@@ -229,12 +255,22 @@ def sae_pass(
     coef = np.reshape(setup.l1 if coef is None else coef, (-1, 1)).astype(H.dtype)
     # each prefix's reconstruction error, the next prefix adding its block of latents
     blocks = list(zip((0, *setup.widths[:-1]), setup.widths, strict=True))
-    diffs, diff = [], params["b_dec"][:, None, :] - H
+    diffs = []  # h_hat - h = W_dec f - (h - b_dec), prefix by prefix
     for lo, hi in blocks:
-        diff = diff + F[:, :, lo:hi] @ W_dec[:, :, lo:hi].transpose(0, 2, 1)
+        diff = F[:, :, lo:hi] @ W_dec[:, :, lo:hi].transpose(0, 2, 1)
+        if diffs:
+            diff += diffs[-1]
+        else:
+            diff -= C
         diffs.append(diff)
-    sparse = {"l1": F, "l0": mask}[arch.penalty].sum(axis=2) if arch.penalty else 0.0
-    loss = (sum(np.sum(d**2, axis=2) for d in diffs) + coef * sparse).mean(axis=1)
+    flat = len(F), -1
+    sparse = 0.0
+    if arch.penalty == "l1":
+        sparse = F.reshape(flat).sum(axis=1)
+    elif arch.penalty == "l0":
+        sparse = np.count_nonzero(mask.reshape(flat), axis=1)
+    squares = sum(np.square(d).reshape(flat).sum(axis=1) for d in diffs)
+    loss = (squares + coef[:, 0] * sparse) / batch
     # a block's latents reach every prefix from theirs on: the errors' suffix sums
     g_fs, dW_decs, suffix = [], [], 0.0
     for (lo, hi), d in reversed(list(zip(blocks, diffs, strict=True))):
@@ -243,7 +279,12 @@ def sae_pass(
         dW_decs.insert(0, suffix.transpose(0, 2, 1) @ F[:, :, lo:hi])
     g_f, dW_dec = (p[0] if len(p) == 1 else np.concatenate(p, axis=2)
                    for p in (g_fs, dW_decs))  # fmt: skip
-    g_pre = (g_f + (coef[:, :, None] / batch if arch.penalty == "l1" else 0.0)) * mask
+    if arch.penalty == "l0":
+        grads_jump = _threshold_grad(params, pre, g_f, coef / batch, setup.bandwidth)
+    g_pre = g_f  # in place: g_f is not needed further
+    if arch.penalty == "l1":
+        g_pre += coef[:, :, None] / batch
+    g_pre *= mask
     if dead is not None and setup.auxiliary and dead.any():
         aux_loss, aux_pre = _auxiliary(pre, dead, diffs[-1], W_dec, dW_dec, setup.aux_k)
         loss, g_pre = loss + aux_loss, g_pre + aux_pre
@@ -257,9 +298,13 @@ def sae_pass(
         "b_dec": db_dec,
     }
     if arch.penalty == "l0":
-        grads[JUMP] = _threshold_grad(params, pre, g_f, coef / batch, setup.bandwidth)
-    smallest = np.where(mask, F, np.inf).min(axis=(1, 2)) if arch.batch else None
-    return Pass(loss, grads, mask.sum(axis=2).mean(axis=1), mask.any(axis=1), smallest)
+        grads[JUMP] = grads_jump
+    smallest = None
+    if arch.batch:
+        smallest = np.min(F.reshape(flat), axis=1, where=mask.reshape(flat),
+                          initial=np.inf)  # fmt: skip
+    l0 = np.count_nonzero(mask.reshape(flat), axis=1) / batch
+    return Pass(loss, grads, l0, mask.any(axis=1), smallest)
 
 
 def _auxiliary(pre, dead, diff, W_dec, dW_dec, aux_k):
@@ -284,8 +329,10 @@ def _threshold_grad(params, pre, g_f, l0, bandwidth) -> np.ndarray:
     H(z - theta) = -(1 / eps) K(...), K the rectangle on [-1/2, 1/2], eps the
     bandwidth; ``l0`` (I, 1) the penalty's coefficient / batch."""
     theta = np.exp(params[JUMP])
-    near = (np.abs(pre - theta[:, None, :]) < bandwidth / 2) / bandwidth
-    d_theta = -(g_f * theta[:, None, :] * near).sum(axis=1) - l0 * near.sum(axis=1)
+    # in pre's dtype: a boolean / a float would make float64 arrays of the batch's size
+    near = (np.abs(pre - theta[:, None, :]) < bandwidth / 2).astype(pre.dtype)
+    g_near, n_near = (g_f * near).sum(axis=1), near.sum(axis=1)
+    d_theta = -(theta * g_near + l0 * n_near) / bandwidth
     return d_theta * theta
 
 
@@ -403,7 +450,10 @@ def train_sae(
     names = _trained_names(setup.architecture)
     if JUMP in names:
         params[JUMP] = np.full((n_inst, setup.n_latents), np.log(THETA_INIT), dtype)
-    adam = AdamW([params[name] for name in names], lr=setup.lr, weight_decay=0.0)
+    betas = [THRESHOLD_BETAS if name == JUMP else (0.9, 0.999) for name in names]
+    adam = AdamW([params[name] for name in names], lr=setup.lr, weight_decay=0.0,
+                 betas=betas)  # fmt: skip
+    gain = JUMP_L0_GAIN if JUMP in names else L0_GAIN
     coef = np.full(n_inst, setup.l1)
     unfired = np.zeros((n_inst, setup.n_latents))  # samples since each last fired
     resample_at = {round(share * setup.steps) for share in RESAMPLE_AT}
@@ -416,7 +466,7 @@ def train_sae(
         done = sae_step(params, adam, batch, setup, coef=coef, dead=dead)
         unfired = np.where(done.fired, 0.0, unfired + setup.batch_size)
         if setup.steered:
-            coef *= (np.maximum(done.l0, 1e-3) / setup.target_l0) ** L0_GAIN
+            coef *= (np.maximum(done.l0, 1e-3) / setup.target_l0) ** gain
         if ARCHITECTURES[setup.architecture].batch:
             smallest = np.where(np.isfinite(done.smallest), done.smallest, 0.0)
             threshold = smallest if threshold is None else (

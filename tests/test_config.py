@@ -299,3 +299,18 @@ def test_the_data_defaults_of_the_config_are_the_textbook_ones():
     assert stated == DEFAULTS
     assert set(KEYS) == set(DEFAULTS)
     assert all(KEYS[key](value) is None for key, value in DEFAULTS.items())
+
+
+def test_a_long_name_leads_with_the_method_and_model_keys():
+    """Data keys sort before `method`: a name cut at MAX_NAME_BYTES would lose the
+    method's keys; it puts them first, with neurons and sparsity, then hashes."""
+    (cell,) = expand_cells(
+        ["experiment=sae_bench", "method=sae", "method.architecture=topk",
+         "method.target_l0=5"], multirun=False,
+    )  # fmt: skip
+    assert cell.name.startswith(
+        "method=sae,method.architecture=topk,method.target_l0=5,"
+    ), cell.name
+    assert "neurons=128,sparsity=0.01,data." in cell.name and ",hash=" in cell.name
+    (short,) = expand_cells(["k=3", "sparsity=null", "method=lasso"], multirun=False)
+    assert short.name == "k=3,method=lasso,neurons=20,sparsity=null"  # sorted, whole

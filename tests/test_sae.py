@@ -168,7 +168,7 @@ def test_only_relu_pays_the_l1_penalty(rng):
 
 def test_jumprelu_l0_falls_as_its_coefficient_rises():
     """Trained thresholds: a larger L0 coefficient, fewer active latents (measured:
-    7.1 and 2.4 latents per sample; the truth: 1)."""
+    3.4 and 0.58 latents per sample; the truth: 1)."""
     _, H, rng = easy_case(0, n_train=2000)
     l0 = []
     for coefficient in (1e-3, 0.1):
@@ -344,14 +344,15 @@ def test_auxiliary_loss_applies_to_the_topk_family_only():
     assert not Setup(4, "relu").auxiliary and not Setup(4, "jumprelu").auxiliary
 
 
-def test_target_l0_steers_the_coefficient_to_the_asked_l0():
+@pytest.mark.parametrize("architecture", ["relu", "jumprelu"])
+def test_target_l0_steers_the_coefficient_to_the_asked_l0(architecture):
     """From the same start coefficient, asking for 1 and for 4 latents per sample
-    ends near each (measured on the training data's codes, within 30 %: 0.96 and
-    4.0; the truth: 1)."""
+    ends near each (measured on the training data's codes, within 30 %: relu 0.96
+    and 4.0, jumprelu 1.01 and 3.93; the truth: 1)."""
     _, H, _ = easy_case(0, n_train=2000)
-    architecture = "relu"
     for target in (1.0, 4.0):
-        setup = Setup(30, architecture, l1=0.3, target_l0=target, steps=3000)
+        l1 = 0.3 if architecture == "relu" else 0.1
+        setup = Setup(30, architecture, l1=l1, target_l0=target, steps=3000)
         rngs = [np.random.default_rng(1)]
         done = train_sae(Resampled(H[None], rngs), rngs=rngs, setup=setup)
         codes = sae_encode(done.params, H[None], architecture=architecture)
@@ -449,10 +450,42 @@ def test_curves_log_every_n_steps_on_held_out_samples(easy):
     assert first["atoms"].shape == (1, 10, 30)
 
 
-def test_target_l0_is_refused_where_it_does_not_steer():
-    from sweep.sae import problems
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "matryoshka"])
+def test_the_topk_family_takes_target_l0_as_its_k(architecture):
+    """method.target_l0 sets the TopK family's k: one key sweeps L0 across
+    architectures; batchtopk keeps round(k x batch) latents of a batch, so k may be
+    fractional."""
+    from sweep import methods
 
-    assert problems({"architecture": "relu", "target_l0": 3.0}) == []
-    assert problems({"architecture": "topk"}) == []
-    (line,) = problems({"architecture": "jumprelu", "target_l0": 3.0})
-    assert line.startswith("method.target_l0=3.0 with method.architecture=jumprelu")
+    rng = np.random.default_rng(0)
+    inputs = [methods.Inputs(rng.random((200, 6)), 8, np.random.default_rng(1),
+                             H_train=rng.random((300, 6)))]  # fmt: skip
+    keys = {"architecture": architecture, "k": 5, "steps": 50, "log_every": 0}
+    (out,) = methods.recover_trials("sae", inputs, **keys, target_l0=2.0)
+    l0 = np.mean(np.sum(out.codes > 0, axis=1))
+    assert l0 <= 2.0 if architecture == "topk" else abs(l0 - 2.0) < 1.0, l0
+    acts = np.arange(1.0, 9.0).reshape(1, 2, 4)
+    kept = ARCHITECTURES["batchtopk"].keep(acts, 1.5, {})
+    assert kept.sum() == 3  # round(1.5 x 2) of the batch: the three largest
+
+
+def test_adam_with_betas_per_parameter_steps_each_as_its_own_adam(rng):
+    """jumprelu's thresholds get their own betas: one AdamW with a pair per
+    parameter moves each parameter exactly as an AdamW of its own would."""
+    a, b = rng.normal(size=3), rng.normal(size=(2, 2))
+    start = [a.copy(), b.copy()]
+    grads = [[rng.normal(size=3), rng.normal(size=(2, 2))] for _ in range(4)]
+    both = [a.copy(), b.copy()]
+    one = AdamW(both, lr=0.1, weight_decay=0.0, betas=[(0.9, 0.999), (0.9, 0.99)])
+    alone = [AdamW([a], lr=0.1, weight_decay=0.0),
+             AdamW([b], lr=0.1, weight_decay=0.0, betas=(0.9, 0.99))]  # fmt: skip
+    for g in grads:
+        one.step(g)
+        for adam, gi in zip(alone, g, strict=True):
+            adam.step([gi])
+    assert np.array_equal(both[0], a) and np.array_equal(both[1], b)
+    same = [p.copy() for p in start]  # positive control: one pair for both differs
+    shared = AdamW(same, lr=0.1, weight_decay=0.0)
+    for g in grads:
+        shared.step(g)
+    assert np.array_equal(same[0], a) and not np.allclose(same[1], b)
