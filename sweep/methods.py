@@ -295,7 +295,7 @@ def _seed(rng: np.random.Generator) -> int:
     positive=boolean,
 )
 def recover_dict_learning(
-    x: Inputs, *, alpha=0.1, transform_alpha=1e-3, n_components=None,
+    x: Inputs, *, alpha=0.1, transform_alpha=0.1, n_components=None,
     batch_size=256, max_iter=10, positive=True,
 ) -> Recovery:  # fmt: skip
     """Mini-batch dictionary learning (sklearn) on H_train; codes by L1 through it.
