@@ -388,8 +388,6 @@ def recover_sae(
     takes it as its k (a sweep over L0 is one key). Every other key is a field of
     ``sae.Setup``; curves every ``log_every`` steps on the test H (never trained on).
     """
-    if target_l0 is not None and sae.ARCHITECTURES[architecture].penalty is None:
-        k = target_l0  # the TopK family: the L0 asked for is its k
     setup = sae.Setup(
         max(1, round(expansion * xs[0].n_features)), architecture, k=k, l1=l1,
         target_l0=target_l0, bandwidth=bandwidth, prefixes=prefixes, aux_k=aux_k,
@@ -407,7 +405,8 @@ def recover_sae(
     H = np.stack([x.H for x in xs])
     done = sae.train_sae(source, rngs=rngs, setup=setup, held_out=H)
     info = {"fit_seconds": (time.perf_counter() - start) / len(xs)}  # one share each
-    codes = sae.sae_encode(done.params, H, architecture=architecture, k=k)
+    codes = sae.sae_encode(done.params, H, architecture=architecture,
+                           k=setup.per_sample)  # fmt: skip
     params, penalised = done.params, sae.ARCHITECTURES[architecture].penalty
     return [
         Recovery(

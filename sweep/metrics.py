@@ -44,7 +44,6 @@ def recovery_metrics(
         **support_metrics(np.abs(X) > ACTIVE, np.abs(X_hat) > ACTIVE),
         "r2": 1.0 - _ratio(sq, np.sum((X - X.mean(axis=0)) ** 2)),
         "r2_h": r_squared(H, X_hat @ W.T),
-        "l0": float(np.mean(np.sum(np.abs(X_hat) > ACTIVE, axis=1))),
         "true_l0": float(np.mean(np.sum(np.abs(X) > ACTIVE, axis=1))),
     }
 
@@ -89,8 +88,8 @@ def latent_metrics(
     code != 0, for signed latents). The magnitude, because codes and X may be
     signed and score is |cosine| (a latent matched with its sign flipped fires
     negative); ACTIVE, because codes here also come from numerical solvers whose
-    zeros are round-off (~1e-12), and ACTIVE is the threshold of ``support_*``,
-    ``true_l0`` and recovery_metrics' ``l0``. For a ReLU or TopK SAE, whose silent
+    zeros are round-off (~1e-12), and ACTIVE is the threshold of ``support_*`` and
+    ``true_l0``. For a ReLU or TopK SAE, whose silent
     latents are exactly 0, the two differ only for activations in (0, ACTIVE].
 
     NaN where nothing is averaged (no latents, no samples, no sample with ||h|| >

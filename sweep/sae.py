@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sweep.metrics import explained_variance
 from sweep.models import AdamW, keep_freed_memory
+from sweep.thresholds import ACTIVE, DEAD
 
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")  # trained; "threshold": batchtopk's
 JUMP = "log_threshold"  # jumprelu's trained thresholds theta = exp(log_threshold)
@@ -137,7 +139,7 @@ class Setup:
 
     n_latents: int
     architecture: str = "relu"
-    k: float = 5  # the TopK family: latents per sample (target_l0 when that is set)
+    k: float = 5  # the TopK family: latents per sample (``per_sample``)
     l1: float = 0.3  # relu: the L1 coefficient (its start value when target_l0 steers
     target_l0: float | None = None  # it to a target L0); jumprelu: the L0 one
     bandwidth: float = BANDWIDTH  # jumprelu
@@ -157,6 +159,12 @@ class Setup:
             return (self.n_latents,)
         return tuple(sorted({math.ceil(self.n_latents / 2**j)
                              for j in range(self.prefixes)}))  # fmt: skip
+
+    @property
+    def per_sample(self) -> float:
+        """The TopK family's latents per sample: target_l0 when it is set, else k."""
+        topk_family = ARCHITECTURES[self.architecture].penalty is None
+        return self.target_l0 if topk_family and self.target_l0 is not None else self.k
 
     @property
     def steered(self) -> bool:
@@ -250,7 +258,7 @@ def sae_pass(
     constraint on W_dec's columns is not part of the loss (``sae_step`` projects).
     """
     arch = ARCHITECTURES[setup.architecture]
-    C, mask, F, pre = _forward(params, H, setup.architecture, setup.k)
+    C, mask, F, pre = _forward(params, H, setup.architecture, setup.per_sample)
     batch, W_dec = H.shape[1], params["W_dec"]
     coef = np.reshape(setup.l1 if coef is None else coef, (-1, 1)).astype(H.dtype)
     # each prefix's reconstruction error, the next prefix adding its block of latents
@@ -376,8 +384,9 @@ class Resampled:
 
 class Fresh:
     """Batches of new samples: ``draws[i](n)`` gives instance i's next n training rows
-    (n, m) from its own generator, CHUNK_ROWS at a time, never all at once. The
-    initial b_dec is the mean of each instance's first chunk."""
+    (n, m) from its own generator, a chunk of about CHUNK_ROWS (whole batches) at a
+    time, never all at once: the last chunk's unused rows are the only ones drawn and
+    not trained on. The initial b_dec is the mean of each instance's first chunk."""
 
     def __init__(self, draws: list[Callable[[int], np.ndarray]], batch_size: int):
         self.draws = draws
@@ -495,20 +504,18 @@ def evaluate(
     params: dict, H: np.ndarray, setup: Setup, coef: np.ndarray
 ) -> dict[str, np.ndarray]:
     """On held-out H (I, n, m), per instance: the loss (reconstruction of every prefix
-    plus the penalty, as trained), ``l0`` (mean codes > 0 per sample), the fraction of
-    latents that fire on none of the samples and the explained variance 1 - ||H -
-    H_hat||^2 / ||H - mean(H)||^2 (pooled over the samples and neurons)."""
+    plus the penalty, as trained), and ``l0``, ``dead_fraction`` and
+    ``explained_variance`` as the cell's metrics define them (README, "Outputs")."""
     H = H.astype(params["W_dec"].dtype)
-    F = sae_encode(params, H, architecture=setup.architecture, k=setup.k)
+    F = sae_encode(params, H, architecture=setup.architecture, k=setup.per_sample)
     H_hat = sae_decode(params, F)
     loss = sae_pass(params, H, setup, coef=coef).loss
-    sst = np.sum((H - H.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2))
-    sse = np.sum((H - H_hat) ** 2, axis=(1, 2))
+    explained = [explained_variance(*pair) for pair in zip(H, H_hat, strict=True)]
     return {
         "loss": loss.astype(np.float64),
-        "l0": (F > 0).sum(axis=2).mean(axis=1),
-        "dead_fraction": (~(F > 0).any(axis=1)).mean(axis=1),
-        "explained_variance": 1.0 - sse / np.where(sst > 0, sst, np.nan),
+        "l0": (F > ACTIVE).sum(axis=2).mean(axis=1),
+        "dead_fraction": (~(F > DEAD).any(axis=1)).mean(axis=1),
+        "explained_variance": np.array(explained),
     }
 
 
@@ -542,7 +549,7 @@ def _resample(params, adam, H, setup, dead, rngs) -> None:
     to its squared reconstruction loss, normalised; the encoder row the same
     direction at RESAMPLE_SCALE x the live rows' mean norm; the bias 0; their Adam
     moments 0."""
-    C, _, F, _ = _forward(params, H, setup.architecture, setup.k)
+    C, _, F, _ = _forward(params, H, setup.architecture, setup.per_sample)
     loss = np.sum((sae_decode(params, F) - H) ** 2, axis=2).astype(np.float64)
     rows = {name: i for i, name in enumerate(_trained_names(setup.architecture))}
     for i, rng in enumerate(rngs):

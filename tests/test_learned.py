@@ -149,8 +149,8 @@ def test_sae_trials_train_together_as_they_would_alone(tmp_path):
 
 def test_sae_cell_writes_its_training_curves_from_a_fresh_stream(tmp_path):
     """method=sae with fresh samples and curves: training.parquet holds every trial's
-    logged steps, and the last one (the trained atoms) scores the mcc_matched of
-    metrics.parquet exactly."""
+    logged steps, and the last one (the trained model) scores the mcc_matched of
+    metrics.parquet exactly, and its l0, dead_fraction, explained_variance."""
     from sweep.registry import Registry
 
     method = Registry.params(METHODS["sae"]) | {
@@ -170,8 +170,11 @@ def test_sae_cell_writes_its_training_curves_from_a_fresh_stream(tmp_path):
     assert curves.groupby("trial")["step"].apply(list).tolist() == [[150, 300, 400]] * 2
     assert (curves["samples"] == curves["step"] * 100).all()
     metrics = pd.read_parquet(tmp_path / schema.METRICS_FILE)
-    last = curves[curves.step == 400].set_index("trial")["mcc_matched"]
-    assert np.allclose(last.to_numpy(), metrics["mcc_matched"].to_numpy(), atol=1e-9)
+    last = curves[curves.step == 400].set_index("trial")
+    assert np.allclose(last["mcc_matched"], metrics["mcc_matched"], atol=1e-9)
+    # the curves' metrics are the cell's, on float32 params (metrics: float64)
+    for column in ("l0", "dead_fraction", "explained_variance"):
+        assert np.allclose(last[column], metrics[column], atol=1e-4), column
     assert metrics["l0"].between(0, 2).all()  # topk, k = 2
     assert metrics["sparsity_coefficient"].isna().all()  # no penalty to steer
     assert metrics["train_dead_fraction"].between(0, 1).all()

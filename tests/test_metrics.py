@@ -1,14 +1,24 @@
 import numpy as np
 import pytest
 
-from sweep.metrics import feature_metrics, r_squared, recovery_metrics, support_metrics
+from sweep.metrics import (
+    feature_metrics,
+    latent_metrics,
+    r_squared,
+    recovery_metrics,
+    support_metrics,
+)
 from sweep.thresholds import ACTIVE
 
 
 def _metrics(X, X_hat, W=None, importance=None, tol=0.01):
     W = np.eye(X.shape[1]) if W is None else W
     imp = np.ones(X.shape[1]) if importance is None else importance
-    return recovery_metrics(X, X_hat, H=X @ W.T, W=W, importance=imp, success_tol=tol)
+    H = X @ W.T
+    found = recovery_metrics(X, X_hat, H=H, W=W, importance=imp, success_tol=tol)
+    # a known dictionary's codes are X_hat (latent i: feature i), as pipeline.score
+    identity = np.arange(X.shape[1])
+    return found | latent_metrics(X_hat, X, identity, H=H, H_hat=X_hat @ W.T)
 
 
 def test_perfect_recovery():
@@ -112,8 +122,7 @@ def test_metrics_on_random_draws_equal_their_definitions(seed):
     X_hat = X + noise * (rng.random(X.shape) < 0.5)
     W, importance = rng.normal(size=(m, n)), rng.uniform(0.1, 1, n)
     tol = rng.uniform(0.01, 0.5)
-    got = recovery_metrics(X, X_hat, H=X @ W.T, W=W, importance=importance,
-                           success_tol=tol)  # fmt: skip
+    got = _metrics(X, X_hat, W=W, importance=importance, tol=tol)
     want = _reference(X, X_hat, X @ W.T, W, importance, tol)
     for name, value in want.items():
         assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name

@@ -361,8 +361,9 @@ def test_target_l0_steers_the_coefficient_to_the_asked_l0(architecture):
 
 
 def test_fresh_draws_exactly_the_samples_it_trains_on():
-    """A Fresh stream asks each instance's generator for chunks of rows, no more than
-    steps x batch_size in all, and yields them in order, batch by batch."""
+    """A Fresh stream asks each instance's generator for chunks of whole batches,
+    at most one chunk beyond steps x batch_size, and yields them in order, batch by
+    batch."""
     asked = []
 
     def counter(offset):
