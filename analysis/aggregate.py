@@ -310,13 +310,29 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame if c in METRIC_COLUMNS or c in extra]
 
 
+# Keys whose default follows from other keys (n_train=auto: from the method and the
+# sparsity): an axis only where they take several values for one setting of the others.
+FOLLOWING = ("n_train",)
+
+
 def varying_keys(frame: pd.DataFrame) -> list[str]:
     """Config keys with more than one distinct value; missing counts as one value.
 
     A parameter of a group (``method.alpha``) varies only if it takes several values
-    for one method: being absent for the other methods is not a sweep axis.
+    for one method: being absent for the other methods is not a sweep axis. Nor is a
+    FOLLOWING key that only follows the other varying keys.
     """
-    return [key for key in config_columns(frame) if not _constant(frame, key)]
+    keys = [key for key in config_columns(frame) if not _constant(frame, key)]
+    others = [key for key in keys if key not in FOLLOWING]
+    return [k for k in keys if k not in FOLLOWING or not _follows(frame, k, others)]
+
+
+def _follows(frame: pd.DataFrame, key: str, others: list[str]) -> bool:
+    """Whether ``key`` takes one value within each combination of ``others``."""
+    if not others:
+        return False
+    counts = frame.groupby(others, dropna=False)[key].nunique(dropna=False)
+    return bool((counts <= 1).all())
 
 
 def _constant(frame: pd.DataFrame, key: str, by: str | None = None) -> bool:

@@ -6,7 +6,8 @@ n_features = n_latents = 512, neurons 128, batch 1024, float32, one thread (nump
 BLAS through threadpoolctl, torch.set_num_threads(1)). H: synthetic, 5 % of 512
 features active with uniform magnitudes in [0, 1), through a random W (128, 512) of
 unit-norm columns; a fixed pool of batches that both sides cycle through. For each
-architecture (relu; topk, batchtopk with k=5; jumprelu), ``sae.sae_step`` and, if
+architecture (relu; topk, batchtopk, matryoshka with k=5, matryoshka's 3 nested
+prefixes; jumprelu), ``sae.sae_step`` and, if
 PyTorch is installed (`pip install torch`; not a dependency), a plain PyTorch version
 of the same model and step (forward, loss, autograd backward, the same projection of
 W_dec's gradient and renormalisation of its columns, torch.optim.Adam) start from the
@@ -27,10 +28,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from sweep.models import AdamW, keep_freed_memory
-from sweep.sae import JUMP, THETA_INIT, Setup, _trained_names, init_sae, sae_step
+from sweep.sae import JUMP, THETA_INIT, Setup, init_sae, sae_step, trained_names
 
 N_FEATURES, N_NEURONS, BATCH, K, ACTIVE = 512, 128, 1024, 5, 0.05
-ARCHS = ("relu", "topk", "batchtopk", "jumprelu")
+ARCHS = ("relu", "topk", "batchtopk", "jumprelu", "matryoshka")
 POOL = 8  # batches in the pool both sides cycle through
 
 
@@ -68,7 +69,7 @@ class Numpy:
 
     def __init__(self, params: dict[str, np.ndarray], setup: Setup):
         self.params = {name: p.copy() for name, p in params.items()}
-        self.setup, self.names = setup, _trained_names(setup.architecture)
+        self.setup, self.names = setup, trained_names(setup.architecture)
         trained = [self.params[n] for n in self.names]
         self.adam = AdamW(trained, lr=setup.lr, weight_decay=0.0)
 
@@ -128,7 +129,7 @@ def torch_step_class():
         """The same SAE, loss and step written plainly in PyTorch."""
 
         def __init__(self, params: dict[str, np.ndarray], setup: Setup):
-            names = _trained_names(setup.architecture)
+            names = trained_names(setup.architecture)
             self.p = {n: torch.nn.Parameter(torch.tensor(params[n])) for n in names}
             self.setup = setup
             self.opt = torch.optim.Adam(list(self.p.values()), lr=setup.lr)
@@ -144,7 +145,7 @@ def torch_step_class():
             elif s.architecture == "topk":
                 values, idx = pre.topk(s.k, dim=2)
                 F = torch.zeros_like(pre).scatter(2, idx, torch.relu(values))
-            elif s.architecture == "batchtopk":
+            elif s.architecture in ("batchtopk", "matryoshka"):
                 flat = torch.relu(pre).flatten(1)
                 values, idx = flat.topk(s.k * pre.shape[1], dim=1)
                 F = torch.zeros_like(flat).scatter(1, idx, values).view_as(pre)
@@ -152,8 +153,12 @@ def torch_step_class():
                 theta = p[JUMP].exp()[:, None, :]
                 F = JumpReLU.apply(pre, theta, s.bandwidth)
                 penalty = s.l1 * Step.apply(pre, theta, s.bandwidth).sum(dim=2)
-            h_hat = torch.baddbmm(p["b_dec"][:, None, :], F, p["W_dec"].transpose(1, 2))
-            return (((h_hat - H) ** 2).sum(dim=2) + penalty).mean(dim=1).sum()
+            squares = 0.0  # matryoshka: every prefix reconstructs on its own
+            for width in s.widths:
+                h_hat = torch.baddbmm(p["b_dec"][:, None, :], F[:, :, :width],
+                                      p["W_dec"][:, :, :width].transpose(1, 2))
+                squares = squares + ((h_hat - H) ** 2).sum(dim=2)
+            return (squares + penalty).mean(dim=1).sum()
 
         def backward(self, H) -> None:
             self.opt.zero_grad(set_to_none=True)

@@ -61,3 +61,13 @@ def optional(inner: Check) -> Check:
         return None if why is None else f"null or {why}"
 
     return check
+
+
+def word_or(word: str, inner: Check) -> Check:
+    """The word itself, or what ``inner`` allows."""
+
+    def check(value: Any) -> str | None:
+        why = inner(value) if value != word else None
+        return None if why is None else f"{word} or {why}"
+
+    return check

@@ -8,6 +8,7 @@ the configuration itself, never from how a command line spelled it, so that
 
 import hashlib
 import json
+import math
 from difflib import get_close_matches
 from functools import cache
 from typing import Any
@@ -16,7 +17,7 @@ from urllib.parse import quote
 from omegaconf import DictConfig, OmegaConf
 
 from sweep import CONF_DIR, data
-from sweep.checks import INT64_MAX, integer, optional, real
+from sweep.checks import INT64_MAX, integer, optional, real, word_or
 from sweep.methods import ACTIVATIONS, METHODS
 from sweep.models import MODELS
 from sweep.registry import Registry
@@ -32,7 +33,7 @@ TOP_LEVEL = {
     "k": optional(integer(1)),
     "trials": integer(1),
     "n_samples": integer(1),
-    "n_train": integer(0),
+    "n_train": word_or("auto", integer(0)),
     "noise": real(0),
     "success_tol": real(0, open_low=True),
     "represented_tol": real(0, 1),
@@ -89,12 +90,33 @@ FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"} | {
 }  # fmt: skip
 
 
+AUTO = "auto"  # n_train's default: ``auto_n_train`` of the cell
+MIN_TRAIN = 1000  # n_train=auto: at least this many rows (the key's first default)
+TRAIN_PER_FIRING = 100  # ... and enough that a feature fires ~100 times in them
+
+
+def auto_n_train(flat: dict[str, Any]) -> int:
+    """n_train=auto: for a method that learns from the fixed training rows, enough rows
+    for each feature to fire ~TRAIN_PER_FIRING times at the mean rate (sparsity, or
+    k / n_features), at least MIN_TRAIN; MIN_TRAIN for the others (unused by them:
+    the methods given a dictionary, and an SAE trained on fresh samples)."""
+    learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
+    if not learns or flat.get("method.train_samples") is not None:
+        return MIN_TRAIN
+    rate = flat["sparsity"] if flat["sparsity"] is not None else (
+        flat["k"] / flat["n_features"])  # fmt: skip
+    return max(MIN_TRAIN, math.ceil(TRAIN_PER_FIRING / rate - 1e-9))
+
+
 def normalise(flat: dict[str, Any]) -> dict[str, Any]:
-    """The cell as computed: an integer given for a float key becomes a float.
+    """The cell as computed: an integer given for a float key becomes a float, and
+    n_train=auto its number (``auto_n_train``).
 
     ``sparsity=1`` and ``sparsity=1.0`` are one cell: one data stream, one hash.
     """
     out = dict(flat)
+    if out.get("n_train") == AUTO:
+        out["n_train"] = auto_n_train(out)
     for key, value in flat.items():
         group, _, param = key.partition(".")
         registry = GROUPS.get(group, {})
@@ -126,8 +148,8 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
     if learns and flat.get("n_train") == 0:
         errors.append(
-            f"n_train=0 (method={flat['method']}): allowed is an integer >= 1, a"
-            " learned method needs training data"
+            f"n_train=0 (method={flat['method']}): allowed is auto or an integer"
+            " >= 1, a learned method needs training data"
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
@@ -270,7 +292,9 @@ def cell_name(flat: dict) -> str:
     the model's keys and ``neurons``, ``sparsity`` first, keeps as many keys as fit
     and ends with ``hash=`` and the start of the fingerprint.
     """
-    defaults = _defaults(flat.get("method"), flat.get("model"))
+    defaults = _defaults(flat.get("method"), flat.get("model")) | {
+        "n_train": auto_n_train(flat)  # a number in a normalised cell
+    }  # fmt: skip
     keys = [
         key
         for key in sorted(flat)

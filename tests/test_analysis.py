@@ -105,6 +105,20 @@ def test_varying_keys_rounds_floats_counts_nan_and_skips_derived():
     assert "sparsity" in aggregate.varying_keys(aggregate.tidy(frame))
 
 
+def test_n_train_is_an_axis_only_where_it_does_not_follow_the_other_keys():
+    """n_train=auto gives a learned method more rows at a lower sparsity, and omp
+    1,000: n_train then follows method and sparsity and is no axis of its own."""
+    frame = pd.DataFrame({
+        "trial": [0] * 4, "sparsity": [0.01, 0.1, 0.01, 0.1],
+        "n_train": [10_000, 1000, 1000, 1000],
+        "method": ["dict_learning", "dict_learning", "omp", "omp"], "mse": [1.0] * 4,
+    })  # fmt: skip
+    assert aggregate.varying_keys(aggregate.tidy(frame)) == ["sparsity", "method"]
+    frame["sparsity"] = 0.01  # n_train swept: two values for each method
+    frame["n_train"] = [10_000, 1000, 1000, 2000]
+    assert aggregate.varying_keys(aggregate.tidy(frame)) == ["n_train", "method"]
+
+
 def test_aggregate_trials_mean_sem_and_new_metrics():
     trials = pd.DataFrame(
         {

@@ -115,6 +115,7 @@ BAD = [
     (["trials=true"], "trials=True: allowed is an integer >= 1"),
     (["seed=-1"], "seed=-1: allowed is an integer >= 0"),
     (["method=sae", "n_train=0"], "a learned method needs training data"),
+    (["n_train=many"], "n_train='many': allowed is auto or an integer >= 0"),
     (["cell_timeout_s=0"], "cell_timeout_s=0: allowed is null or a finite number"),
     (["-m", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0: allowed is 1 to"),
     # the field's vocabulary: S and density are sparsity; near misses get a hint
@@ -276,6 +277,33 @@ def test_an_integer_for_a_float_key_is_the_same_cell():
     assert a.flat["method.alpha"] == 1.0 and a.flat["neurons"] == 20
 
 
+def test_n_train_auto_gives_a_learned_method_rows_enough_and_keeps_old_cells():
+    """n_train=auto: max(1000, 100 / sparsity) rows for a method that learns from
+    them, else 1000, the key's former default: a cell written before auto (with
+    n_train 1000) keeps its folder and fingerprint; a learned cell whose rows
+    changed is another cell, named apart."""
+    (omp,) = expand_cells(["method=omp", "sparsity=0.01"], False)
+    (old,) = expand_cells(["method=omp", "sparsity=0.01", "n_train=1000"], False)
+    assert omp.flat["n_train"] == 1000
+    assert (omp.fingerprint, omp.name) == (old.fingerprint, old.name)
+    (learned,) = expand_cells(["method=dict_learning", "sparsity=0.01"], False)
+    (old,) = expand_cells(["method=dict_learning", "sparsity=0.01", "n_train=1000"],
+                          False)  # fmt: skip
+    assert learned.flat["n_train"] == 10_000 and "n_train" not in learned.name
+    assert old.fingerprint != learned.fingerprint and "n_train=1000" in old.name
+    (same,) = expand_cells(["method=dict_learning", "sparsity=0.01", "n_train=10000"],
+                           False)  # fmt: skip
+    assert (same.fingerprint, same.name) == (learned.fingerprint, learned.name)
+    (dense,) = expand_cells(["method=ica", "sparsity=0.5"], False)
+    assert dense.flat["n_train"] == 1000
+    (by_k,) = expand_cells(["method=sae", "sparsity=null", "k=5", "n_features=512",
+                            "neurons=128"], False)  # fmt: skip
+    assert by_k.flat["n_train"] == 10_240  # 100 / (5 / 512)
+    (fresh,) = expand_cells(["method=sae", "sparsity=0.01",
+                             "method.train_samples=100000"], False)  # fmt: skip
+    assert fresh.flat["n_train"] == 1000  # trained on fresh samples, not the rows
+
+
 def test_slurm_launcher_config_has_the_cluster_keys():
     launcher = _compose("hydra/launcher=slurm").hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
@@ -309,7 +337,7 @@ def test_a_long_name_leads_with_the_method_and_model_keys():
          "method.target_l0=5"], multirun=False,
     )  # fmt: skip
     assert cell.name.startswith(
-        "method=sae,method.architecture=topk,method.target_l0=5,"
+        "method=sae,method.architecture=topk,method.l1=0.01,method.target_l0=5,"
     ), cell.name
     assert "neurons=128,sparsity=0.01,data." in cell.name and ",hash=" in cell.name
     (short,) = expand_cells(["k=3", "sparsity=null", "method=lasso"], multirun=False)
