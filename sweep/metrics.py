@@ -229,6 +229,27 @@ def feature_metrics(
     )
 
 
+def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How concentrated each latent's activation is on one label, without ground
+    truth. With m_jc the activation mass |codes| of latent j on the samples of label
+    c and p_jc = m_jc / sum_c m_jc: ``top_share`` max_c p_jc (1: one label only; 1 /
+    n_labels: spread evenly; higher is more selective) and ``label_entropy``
+    -sum_c p_jc log p_jc / log(n_labels) (0: one label; 1: even; lower is more
+    selective). codes (n_samples, n_latents), labels (n_samples,); a latent with no
+    mass (dead on these samples) gets NaN in both."""
+    classes, index = np.unique(labels, return_inverse=True)
+    mass = np.zeros((len(classes), codes.shape[1]))
+    np.add.at(mass, index, np.abs(codes))
+    total = mass.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = mass / total
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    entropy = -terms.sum(axis=0) / np.log(len(classes)) if len(classes) > 1 else (
+        np.zeros(codes.shape[1]))  # fmt: skip
+    live = total > 0
+    return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan)
+
+
 def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else float("nan")
 

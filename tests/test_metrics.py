@@ -6,6 +6,7 @@ from sweep.metrics import (
     latent_metrics,
     r_squared,
     recovery_metrics,
+    selectivity,
     support_metrics,
 )
 from sweep.thresholds import ACTIVE
@@ -134,3 +135,19 @@ def test_r_squared_is_the_coefficient_of_determination(rng):
     H, H_hat = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
     want = r2_score(H, H_hat, multioutput="variance_weighted")
     assert r_squared(H, H_hat) == pytest.approx(want, rel=1e-12)
+
+
+def test_selectivity_of_hand_made_latents():
+    """Four labels. Latent 0 fires on label 2 only (share 1, entropy 0); latent 1
+    evenly on all (1/4, 1); latent 2 half on label 0, half on 1 with negative codes
+    (mass is |code|: 1/2, log 2 / log 4 = 1/2); latent 3 never (NaN)."""
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    codes = np.zeros((8, 4))
+    codes[labels == 2, 0] = [0.5, 1.5]
+    codes[:, 1] = 0.7
+    codes[labels == 0, 2] = -1.0
+    codes[labels == 1, 2] = [-0.5, -1.5]
+    share, entropy = selectivity(codes, labels)
+    np.testing.assert_allclose(share[:3], [1.0, 0.25, 0.5])
+    np.testing.assert_allclose(entropy[:3], [0.0, 1.0, 0.5], atol=1e-12)
+    assert np.isnan(share[3]) and np.isnan(entropy[3])

@@ -1,0 +1,93 @@
+"""A user's activations file: each format read back, every bad file named."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep.activations import MIN_ROWS, load, problems, split
+
+
+def rows(n=50, m=4, seed=0):
+    return np.random.default_rng(seed).random((n, m))
+
+
+def write(tmp_path, fmt, H, labels=None):
+    path = tmp_path / f"acts{fmt}"
+    if fmt == ".npy":
+        np.save(path, H)
+    elif fmt == ".npz":
+        np.savez(path, H=H, **({} if labels is None else {"labels": labels}))
+    else:
+        frame = pd.DataFrame(H, columns=[f"n{i}" for i in range(H.shape[1])])
+        if labels is not None:
+            frame.insert(0, "labels", labels)
+        frame.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", [".npy", ".npz", ".parquet"])
+def test_each_format_reads_back_its_rows_and_labels(tmp_path, fmt):
+    H, labels = rows(), np.arange(50) % 3
+    path = write(tmp_path, fmt, H, None if fmt == ".npy" else labels)
+    assert problems(path) == []
+    found = load(path)
+    np.testing.assert_array_equal(found.H, H)
+    if fmt == ".npy":
+        assert isinstance(found.H, np.memmap)  # read as it is used
+    else:
+        np.testing.assert_array_equal(found.meta["labels"], labels)
+
+
+def test_npz_without_h_takes_its_only_matrix_and_refuses_two(tmp_path):
+    path = tmp_path / "one.npz"
+    np.savez(path, acts=rows(), labels=np.zeros(50))
+    assert problems(path) == [] and load(path).H.shape == (50, 4)
+    path = tmp_path / "two.npz"
+    np.savez(path, a=rows(), b=rows())
+    (line,) = problems(path)
+    assert "2 2-D arrays (a, b): name the activations 'H'" in line
+
+
+def bad_files(tmp_path):
+    """(path, what its one problem line says) for each way a file can be wrong."""
+    H = rows()
+    nan = H.copy()
+    nan[7, 2] = np.nan
+    cases = {
+        "acts.csv": (None, "allowed is a .npy, .npz, .parquet file"),
+        "missing.npy": (None, "no such file"),
+        "flat.npy": (np.arange(10.0), "shape (10,); allowed is 2-D"),
+        "words.npy": (np.array([["a", "b"]] * 5), "dtype <U1; allowed is numbers"),
+        "nan.npy": (nan, "NaN or infinite values (the first at row 7, column 2)"),
+        "few.npy": (H[:1], f"1 rows x 4 neurons; allowed is at least {MIN_ROWS} rows"),
+    }
+    out = []
+    for name, (array, message) in cases.items():
+        path = tmp_path / name
+        if array is not None:
+            np.save(path, array)
+        out.append((path, message))
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"not a parquet file")
+    out.append((corrupt, "cannot be read as activations"))
+    short = tmp_path / "short.npz"
+    np.savez(short, H=H, labels=np.zeros(3))
+    out.append((short, "column 'labels' has 3 entries for 50 rows"))
+    return out
+
+
+def test_every_bad_file_gets_one_line_naming_the_file_and_the_fault(tmp_path):
+    for path, message in bad_files(tmp_path):
+        found = problems(path)
+        assert len(found) == 1 and found[0].startswith(f"model.path={path}:"), found
+        assert message in found[0], (path.name, found)
+
+
+def test_split_is_disjoint_sized_and_seeded():
+    test, train = split(100, 30, 1000, np.random.default_rng(0))
+    assert len(test) == 30 and len(train) == 70 and not set(test) & set(train)
+    again, _ = split(100, 30, 1000, np.random.default_rng(0))
+    other, _ = split(100, 30, 1000, np.random.default_rng(1))
+    assert np.array_equal(test, again) and not np.array_equal(test, other)
+    _, fewer = split(100, 30, 20, np.random.default_rng(0))
+    assert len(fewer) == 20 and set(fewer) <= set(train)
