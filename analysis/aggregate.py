@@ -20,6 +20,7 @@ from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
 from analysis import chance
 from sweep import config, data, folders
+from sweep.models import MODELS
 from sweep.schema import (
     CONFIG_KEYS,
     DERIVED_COLUMNS,
@@ -176,6 +177,14 @@ def _warn_older(sweep_dir: Path, frames: list[pd.DataFrame]) -> None:
             )  # fmt: skip
 
 
+def truth_cells(frame: pd.DataFrame) -> pd.Series:
+    """Which rows are of a model with ground truth (not a real network's
+    activations, which have no features, samples or atoms' cosines to read)."""
+    if "model" not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame["model"].map(lambda m: m not in MODELS or MODELS.traits[m].truth)
+
+
 def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     """Every trial's features.parquet rows (n_trials * n_features, ...) with
     ``cell_dir``, the config keys and S of the trial; trials: the finished rows. A
@@ -183,7 +192,7 @@ def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     derived = [c for c in DERIVED_COLUMNS if c in trials]
     keys = [CELL_DIR, *config_columns(trials), *derived]
     frames = []
-    for name in trials[CELL_DIR].unique():
+    for name in trials.loc[truth_cells(trials), CELL_DIR].unique():
         path = Path(sweep_dir) / name / FEATURES_FILE
         try:
             frames.append(folders.read_table(path).assign(**{CELL_DIR: name}))
@@ -371,9 +380,11 @@ def aggregate_trials(trials: pd.DataFrame) -> pd.DataFrame:
     cells[N_TRIALS] = done.groupby(gid).sum().loc[ids].to_numpy()
     grouped = values.groupby(gid)
     mean, sem = grouped.mean(), grouped.std(ddof=1) / np.sqrt(grouped.count())
+    columns = {}  # all at once: one insert per metric fragments the frame
     for metric in metrics:
-        cells[metric] = mean[metric].loc[ids].to_numpy()
-        cells[f"{metric}_sem"] = sem[metric].loc[ids].to_numpy()
+        columns[metric] = mean[metric].loc[ids].to_numpy()
+        columns[f"{metric}_sem"] = sem[metric].loc[ids].to_numpy()
+    cells = pd.concat([cells, pd.DataFrame(columns, index=cells.index)], axis=1)
     order = keys + [c for c in ("cell", CELL_DIR) if c in cells]
     return cells.sort_values(order, kind="stable", ignore_index=True)
 

@@ -34,6 +34,7 @@ from analysis.aggregate import (
     label_keys,
     panel_groups,
     representative_cells,
+    truth_cells,
 )
 from analysis.chance import CHANCE
 from analysis.figures import Sweep, figure
@@ -650,7 +651,9 @@ def heatmap_figure(rows: Sequence[HeatmapRow], *, sweep: str = "") -> Figure:
 # --- the registered figures ----------------------------------------------------------
 
 PHASE_METRICS = ("success_rate", "nmse", "support_f1")  # phase_* and capacity_*.png
-LEARNED_METRICS = ("mcc", "n_recovered")  # drawn too, for the cells that have them
+# drawn too, for the cells that have them: learned methods' against ground truth, and
+# a real network's latents' selectivity (no ground truth)
+LEARNED_METRICS = ("mcc", "n_recovered", "top_share", "above_best_neuron")
 MAX_HEATMAP_ROWS = 6  # data cells shown in heatmaps.png
 METRIC_WORDS = {  # the metrics in captions, in words (others: their name)
     "success_rate": "success rate (fraction of samples with x != 0 recovered to within "
@@ -660,6 +663,10 @@ METRIC_WORDS = {  # the metrics in captions, in words (others: their name)
     "mcc": "mcc (mean matched cosine of learned atoms and true directions)",
     "n_recovered": "features recovered by a learned atom (matched cosine >"
     f" {RECOVERED})",
+    "top_share": "the latents' mean top-label share (their activation mass on their"
+    " most frequent label; a network's activations, no ground truth)",
+    "above_best_neuron": "latents more selective (top-label share) than the most"
+    " selective neuron",
 }
 SEM_WORDS = "error bars: standard error over trials"
 
@@ -690,8 +697,8 @@ def drawn_metrics(sweep: Sweep, *, warn: bool = False) -> list[dict[str, str]]:
     for metric in PHASE_METRICS:
         if warn and metric not in results:
             log.warning("no %s column: no phase or capacity plot of it", metric)
-    found = [m for m in PHASE_METRICS if m in results]
-    found += [m for m in LEARNED_METRICS if m in results and results[m].notna().any()]
+    found = [m for m in (*PHASE_METRICS, *LEARNED_METRICS)
+             if m in results and results[m].notna().any()]  # fmt: skip
     constant = constant_metrics(results)
     return [{"metric": metric} for metric in found if metric not in constant]
 
@@ -822,6 +829,7 @@ def capacity_number_of(sweep: Sweep) -> Figure:
     "heatmaps.png",
     caption="True features X (left) and each method's recovered X_hat on the same "
     "test samples (paired data), for representative cells.",
+    when=lambda sweep: truth_cells(sweep.results).any(),
 )
 def heatmaps_of(sweep: Sweep) -> Figure:
     """heatmaps.png: true X and each method's X_hat in the representative cells

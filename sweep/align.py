@@ -76,7 +76,7 @@ def align(
     for i in np.flatnonzero(atom_of >= 0):
         j = atom_of[i]
         X_hat[:, i] = codes[:, j] * (atoms[:, j] @ W[:, i]) / norms2[i]
-    H_hat = codes @ atoms.T + (0.0 if offset is None else offset)
+    H_hat = reconstruct(codes, atoms, offset)
     info = field_metrics(np.abs(cosines(atoms, W))) | {
         "mmcs": float(np.abs(C).max(axis=0, initial=0.0).mean()),  # max |cos|
         "mcc": float(matched.mean()),
@@ -85,6 +85,13 @@ def align(
         "r2_h": r_squared(H, H_hat),
     }
     return Alignment(C, atom_of, matched, X_hat, H_hat, info)
+
+
+def reconstruct(
+    codes: np.ndarray, atoms: np.ndarray, offset: np.ndarray | None
+) -> np.ndarray:
+    """A learned dictionary's H_hat (n_samples, n_neurons): codes @ atoms.T + offset."""
+    return codes @ atoms.T + (0.0 if offset is None else offset)
 
 
 def field_metrics(score: np.ndarray) -> dict[str, float]:

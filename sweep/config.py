@@ -99,9 +99,11 @@ def auto_n_train(flat: dict[str, Any]) -> int:
     """n_train=auto: for a method that learns from the fixed training rows, enough rows
     for each feature to fire ~TRAIN_PER_FIRING times at the mean rate (sparsity, or
     k / n_features), at least MIN_TRAIN; MIN_TRAIN for the others (unused by them:
-    the methods given a dictionary, and an SAE trained on fresh samples)."""
+    the methods given a dictionary, an SAE trained on fresh samples, and a real
+    network, which brings its own training rows)."""
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
-    if not learns or flat.get("method.train_samples") is not None:
+    network = flat.get("model") in MODELS and not MODELS.traits[flat["model"]].truth
+    if not learns or network or flat.get("method.train_samples") is not None:
         return MIN_TRAIN
     rate = flat["sparsity"] if flat["sparsity"] is not None else (
         flat["k"] / flat["n_features"])  # fmt: skip
@@ -109,12 +111,15 @@ def auto_n_train(flat: dict[str, Any]) -> int:
 
 
 def normalise(flat: dict[str, Any]) -> dict[str, Any]:
-    """The cell as computed: an integer given for a float key becomes a float, and
-    n_train=auto its number (``auto_n_train``).
+    """The cell as computed: an integer given for a float key becomes a float,
+    n_train=auto its number (``auto_n_train``), and for a real network's
+    activations (no features drawn) sparsity and k null.
 
     ``sparsity=1`` and ``sparsity=1.0`` are one cell: one data stream, one hash.
     """
     out = dict(flat)
+    if out.get("model") in MODELS and not MODELS.traits[out["model"]].truth:
+        out["sparsity"] = out["k"] = None  # a network's activations: no features drawn
     if out.get("n_train") == AUTO:
         out["n_train"] = auto_n_train(out)
     for key, value in flat.items():
@@ -153,7 +158,24 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
+    if flat.get("model") in MODELS and not MODELS.traits[flat["model"]].truth:
+        errors += _network_problems(flat)
     return errors
+
+
+def _network_problems(flat: dict[str, Any]) -> list[str]:
+    """A real network's activations: no known features, a fixed set of rows."""
+    model, method = flat["model"], flat.get("method")
+    learned = METHODS.having(uses=ACTIVATIONS)
+    if method not in learned:
+        return [f"method={method} with model={model}: no dictionary: a network's"
+                " activations have no known features; allowed are the methods that"
+                f" learn one: {', '.join(learned)}"]  # fmt: skip
+    if flat.get("method.train_samples") is not None:
+        return [f"method.train_samples={flat['method.train_samples']} with model="
+                f"{model}: allowed is null (a network's activations are a fixed set"
+                " of rows, not a generator of fresh ones)"]  # fmt: skip
+    return []
 
 
 def validate_run(run: dict[str, Any]) -> list[str]:

@@ -269,8 +269,8 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
 
 def summary(rows: pd.DataFrame) -> str:
     """The cell's key metrics (means over trials) in one line."""
-    shown = ["success_rate", "nmse", "support_f1", "mcc", "n_recovered"]
-    means = rows[[c for c in shown if c in rows]].mean()
+    shown = [c for c in schema.SHOWN_METRICS if c in rows and rows[c].notna().any()]
+    means = rows[shown].mean()
     return " ".join(f"{k}={v:.3g}" for k, v in means.items())
 
 

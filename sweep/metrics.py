@@ -12,6 +12,7 @@ MIN_INPUT_NORM = 1e-6
 # explained variance is 1 if the mean squared residual is below it too, else 0
 MIN_VARIANCE = 1e-10
 BLOCK_ENTRIES = 2**22  # latent_metrics reads codes this many entries at a time
+MIN_FIRES = 10  # selectivity: a latent firing on fewer samples is not judged
 
 
 def recovery_metrics(
@@ -101,27 +102,19 @@ def latent_metrics(
             f"codes {codes.shape}, X {X.shape} and feature_of {feature_of.shape} do"
             " not fit"
         )
-    if H.shape != H_hat.shape:
-        raise ValueError(f"H {H.shape} and H_hat {H_hat.shape} differ in shape")
     nan = float("nan")
     out = {"latent_precision": nan, "latent_recall": nan, "latent_f1": nan}
-    out |= {"l0": nan, "dead_fraction": nan}
     if n_latents and n_samples and X.shape[1]:
         feature = np.asarray(feature_of)
         fired = np.empty(n_latents)  # samples where the latent fires: TP + FP
         truth = np.empty(n_latents)  # samples where its feature fires: TP + FN
         tp = np.empty(n_latents)  # both
-        alive = np.empty(n_latents, dtype=bool)
-        block = max(1, BLOCK_ENTRIES // n_samples)  # latents at a time: O(block) memory
-        for start in range(0, n_latents, block):
-            part = slice(start, start + block)
-            mag = np.abs(codes[:, part])
-            fires = mag > ACTIVE
+        for part in _blocks(codes):
+            fires = np.abs(codes[:, part]) > ACTIVE
             matched = np.abs(X[:, feature[part]]) > ACTIVE
             fired[part] = fires.sum(axis=0)
             truth[part] = matched.sum(axis=0)
             tp[part] = np.sum(fires & matched, axis=0)
-            alive[part] = np.any(mag > DEAD, axis=0)
         zeros = np.zeros(n_latents)
         precision = np.divide(tp, fired, out=zeros.copy(), where=fired > 0)
         recall = np.divide(tp, truth, out=zeros.copy(), where=truth > 0)
@@ -131,14 +124,37 @@ def latent_metrics(
             "latent_precision": float(precision.mean()),
             "latent_recall": float(recall.mean()),
             "latent_f1": float(f1.mean()),
-            "l0": float(fired.sum() / n_samples),
-            "dead_fraction": float(np.mean(~alive)),
         }
+    return out | code_metrics(codes, H=H, H_hat=H_hat)
+
+
+def code_metrics(codes: np.ndarray, *, H: np.ndarray, H_hat: np.ndarray) -> dict:
+    """The metrics of ``latent_metrics`` that need no ground truth: ``l0``,
+    ``dead_fraction``, ``shrinkage`` and ``explained_variance``, defined there;
+    codes (n_samples, n_latents), H and H_hat (n_samples, n_neurons)."""
+    if H.shape != H_hat.shape:
+        raise ValueError(f"H {H.shape} and H_hat {H_hat.shape} differ in shape")
+    n_samples, n_latents = codes.shape
+    out = {"l0": float("nan"), "dead_fraction": float("nan")}
+    if n_latents and n_samples:
+        fired, alive = 0, np.empty(n_latents, dtype=bool)
+        for part in _blocks(codes):
+            mag = np.abs(codes[:, part])
+            fired += np.count_nonzero(mag > ACTIVE)
+            alive[part] = np.any(mag > DEAD, axis=0)
+        out = {"l0": fired / n_samples, "dead_fraction": float(np.mean(~alive))}
     h_norm = np.linalg.norm(H, axis=1)
     valid = h_norm > MIN_INPUT_NORM
     out["shrinkage"] = _mean(np.linalg.norm(H_hat[valid], axis=1) / h_norm[valid])
     out["explained_variance"] = explained_variance(H, H_hat)
     return out
+
+
+def _blocks(codes: np.ndarray):
+    """Slices of latents to read at a time: O(BLOCK_ENTRIES) memory."""
+    n_samples, n_latents = codes.shape
+    block = max(1, BLOCK_ENTRIES // max(n_samples, 1))
+    return [slice(start, start + block) for start in range(0, n_latents, block)]
 
 
 def best_features(score: np.ndarray) -> np.ndarray:
@@ -235,8 +251,9 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     c and p_jc = m_jc / sum_c m_jc: ``top_share`` max_c p_jc (1: one label only; 1 /
     n_labels: spread evenly; higher is more selective) and ``label_entropy``
     -sum_c p_jc log p_jc / log(n_labels) (0: one label; 1: even; lower is more
-    selective). codes (n_samples, n_latents), labels (n_samples,); a latent with no
-    mass (dead on these samples) gets NaN in both."""
+    selective). codes (n_samples, n_latents), labels (n_samples,); a latent that
+    fires (|code| > ACTIVE) on fewer than MIN_FIRES samples gets NaN in both: one
+    firing is perfectly selective by chance."""
     classes, index = np.unique(labels, return_inverse=True)
     mass = np.zeros((len(classes), codes.shape[1]))
     np.add.at(mass, index, np.abs(codes))
@@ -246,8 +263,28 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
         terms = np.where(p > 0, p * np.log(p), 0.0)
     entropy = -terms.sum(axis=0) / np.log(len(classes)) if len(classes) > 1 else (
         np.zeros(codes.shape[1]))  # fmt: skip
-    live = total > 0
+    live = np.count_nonzero(np.abs(codes) > ACTIVE, axis=0) >= MIN_FIRES
     return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan)
+
+
+def label_metrics(codes: np.ndarray, H: np.ndarray, labels: np.ndarray) -> dict:
+    """A cell's selectivity without ground truth (``selectivity``), its latents
+    against the network's own neurons as the baseline: ``top_share`` and
+    ``label_entropy``, their means over the latents judged (firing on at least
+    MIN_FIRES samples);
+    ``neuron_top_share`` and ``neuron_label_entropy``, the same of the neurons (H
+    as codes); ``above_best_neuron``, the number of latents whose top share exceeds
+    the most selective neuron's."""
+    share, entropy = selectivity(codes, labels)
+    neuron_share, neuron_entropy = selectivity(H, labels)
+    best = np.nanmax(neuron_share) if np.isfinite(neuron_share).any() else np.inf
+    return {
+        "top_share": _mean(share[np.isfinite(share)]),
+        "label_entropy": _mean(entropy[np.isfinite(entropy)]),
+        "neuron_top_share": _mean(neuron_share[np.isfinite(neuron_share)]),
+        "neuron_label_entropy": _mean(neuron_entropy[np.isfinite(neuron_entropy)]),
+        "above_best_neuron": int(np.sum(share > best)),
+    }
 
 
 def _ratio(num: float, den: float) -> float:

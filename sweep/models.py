@@ -13,6 +13,7 @@ import numpy as np
 
 from sweep.checks import integer, one_of, real
 from sweep.data import Features
+from sweep.digits import Network, digits_mlp
 from sweep.registry import Registry
 from sweep.thresholds import REPRESENTED, UNREPRESENTED
 
@@ -26,6 +27,10 @@ class ModelTraits:
     # Trained on the cell's data: its W depends on sparsity / k, so the job caches it
     # in the sweep folder, shared by every method's cell of the same model keys.
     trained: bool
+    # H = X W^T from known features: False for a real network's activations (a
+    # ``digits.Network`` per trial), where only the learned methods apply and the
+    # metrics are those without ground truth.
+    truth: bool = True
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,13 @@ def _register_toy(name: str, *, relu: bool, doc: str) -> None:
 
 _register_toy("toy_relu", relu=True, doc="The ReLU output model ReLU(W^T W x + b).")
 _register_toy("toy_linear", relu=False, doc="The linear model W^T W x + b.")
+
+
+@MODELS.register("digits_mlp", ModelTraits(trained=False, truth=False))
+def digits_models(spec: ModelSpec) -> list[Network]:
+    """A digits classifier with ``neurons`` hidden ReLU units per trial generator
+    (sweep/digits.py): its hidden activations are H."""
+    return [digits_mlp(spec.n_neurons, rng) for rng in spec.rngs]
 
 
 def toy_models(

@@ -16,14 +16,17 @@ import numpy as np
 import pandas as pd
 
 from sweep import schema
-from sweep.align import cosines, field_metrics, recovered
+from sweep.align import cosines, field_metrics, reconstruct, recovered
 from sweep.config import data_keys, identity
 from sweep.data import Features, add_noise, features
-from sweep.methods import Recovery, given, recover_trials
+from sweep.digits import Network
+from sweep.methods import Inputs, Recovery, given, recover_trials
 from sweep.metrics import (
     best_features,
+    code_metrics,
     coherence,
     feature_metrics,
+    label_metrics,
     latent_metrics,
     recovery_metrics,
 )
@@ -60,9 +63,14 @@ def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
     spec = ModelSpec(
         flat["n_features"], flat["neurons"],
         rngs=[stream(flat, t, "model", keys) for t in trials],
-        features=[distribution(flat, t) for t in trials],
+        features=[distribution(flat, t) for t in trials] if truth(flat) else [],
     )  # fmt: skip
     return MODELS[flat["model"]](spec, **params(flat, "model"))
+
+
+def truth(flat: dict) -> bool:
+    """Whether the cell's H comes from known features (not a real network's)."""
+    return MODELS.traits[flat["model"]].truth
 
 
 def trained(flat: dict) -> bool:
@@ -81,6 +89,8 @@ def run_trials(
 ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """All trials of a cell on its models: per-trial metric dicts, and the tables to
     write. ``fit_seconds``: the time the models took (their share per trial)."""
+    if not truth(flat):
+        return run_network(flat, models, fit_seconds)
     dists = [distribution(flat, trial) for trial in range(len(models))]
     data = [draw(flat, t, model, dists[t]) for t, model in enumerate(models)]
     t1 = time.perf_counter()
@@ -117,6 +127,41 @@ def run_trials(
         tables[schema.TRAINING_FILE] = training[list(schema.TRAINING_COLUMNS)]
     if trained(flat):  # the paper's figures need the trained W itself
         tables[schema.WEIGHTS_FILE] = _weights(models)
+    return metrics, tables
+
+
+def run_network(
+    flat: dict, networks: list[Network], fit_seconds: float = 0.0
+) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """``run_trials`` for a real network's activations (no ground truth): a learned
+    method trains on the network's training rows, and is scored on its held-out rows
+    by ``code_metrics`` and, against the neurons, ``label_metrics``; the network's
+    accuracy beside them."""
+    inputs = [
+        Inputs(net.H, flat["n_features"], stream(flat, t, "method", flat),
+               H_train=net.H_train)
+        for t, net in enumerate(networks)
+    ]  # fmt: skip
+    start = time.perf_counter()
+    recoveries = recover_trials(flat["method"], inputs, **params(flat, "method"))
+    recover_seconds = (time.perf_counter() - start) / len(networks)
+    metrics, curves = [], []
+    for trial, (net, found) in enumerate(zip(networks, recoveries, strict=True)):
+        H_hat = reconstruct(found.codes, found.atoms, found.offset)
+        row = found.info | {"accuracy": net.accuracy,
+                            "network_converged": float(net.converged)}  # fmt: skip
+        row |= code_metrics(found.codes, H=net.H, H_hat=H_hat)
+        row |= label_metrics(found.codes, net.H, net.labels)
+        learned = row.pop("fit_seconds", 0.0)
+        seconds = {"fit_seconds": fit_seconds + learned,
+                   "recover_seconds": recover_seconds - learned}  # fmt: skip
+        metrics.append(row | seconds)
+        if found.curves:
+            curves.append(_curves(found.curves, None).assign(trial=trial))
+    tables = {}
+    if curves:
+        training = pd.concat(curves, ignore_index=True)
+        tables[schema.TRAINING_FILE] = training[list(schema.TRAINING_COLUMNS)]
     return metrics, tables
 
 
@@ -223,13 +268,13 @@ def score(
     return TrialResult(row, feats, X, X_hat, found.cosines, training)
 
 
-def _curves(curves: list[dict], known: np.ndarray) -> pd.DataFrame:
-    """The training curves as rows, each with the mcc_matched of its atoms then."""
+def _curves(curves: list[dict], known: np.ndarray | None) -> pd.DataFrame:
+    """The training curves as rows, each with the mcc_matched of its atoms then
+    against the ``known`` features (NaN without them)."""
     return pd.DataFrame([
         {k: v for k, v in logged.items() if k != "atoms"} | {
-            "mcc_matched": field_metrics(np.abs(cosines(logged["atoms"], known)))[
-                "mcc_matched"
-            ]
+            "mcc_matched": float("nan") if known is None else field_metrics(
+                np.abs(cosines(logged["atoms"], known)))["mcc_matched"]
         }
         for logged in curves
     ])  # fmt: skip
@@ -316,7 +361,7 @@ def rows(
         "S": None if p is None else 1 - p,
     }
     frame = pd.DataFrame([base | {"trial": t} | row for t, row in enumerate(metrics)])
-    for column in schema.METRIC_COLUMNS:
+    for column in (*schema.METRIC_COLUMNS, *schema.NETWORK_COLUMNS):
         if column not in frame:
             frame[column] = np.nan
     return frame

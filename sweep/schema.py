@@ -66,6 +66,22 @@ METRIC_COLUMNS = (
     "recover_seconds",
 )
 
+# Per-trial metrics of a real network's cells (no ground truth; README, "Outputs").
+NETWORK_COLUMNS = (
+    "accuracy",
+    "top_share",
+    "label_entropy",
+    "neuron_top_share",
+    "neuron_label_entropy",
+    "above_best_neuron",
+)
+
+# The metrics a finished cell's line and a single run's table show, those it has.
+SHOWN_METRICS = (
+    "success_rate", "nmse", "support_f1", "r2", "l0", "mcc", "n_recovered",
+    "explained_variance", "top_share", "above_best_neuron",
+)  # fmt: skip
+
 # Per-feature columns of features.parquet besides (trial, feature).
 FEATURE_COLUMNS = (
     "norm",

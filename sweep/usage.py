@@ -132,8 +132,7 @@ def run_table(target: Path) -> str:
         return ""
     if not rows["status"].eq("ok").all():  # its log has the traceback
         return f"results in {target}: failed: {rows['error'].iloc[0]}\n"
-    shown = [c for c in ("success_rate", "nmse", "support_f1", "r2", "l0", "mcc")
-             if c in rows and rows[c].notna().any()]  # fmt: skip
+    shown = [c for c in schema.SHOWN_METRICS if c in rows and rows[c].notna().any()]
     table = rows.set_index("trial")[shown]
     table.loc["mean"] = table.mean()
     return f"results in {target}:\n{table.to_string(float_format='{:.4g}'.format)}\n"

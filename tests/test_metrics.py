@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from sweep.metrics import (
+    MIN_FIRES,
     feature_metrics,
+    label_metrics,
     latent_metrics,
     r_squared,
     recovery_metrics,
@@ -147,7 +149,28 @@ def test_selectivity_of_hand_made_latents():
     codes[:, 1] = 0.7
     codes[labels == 0, 2] = -1.0
     codes[labels == 1, 2] = [-0.5, -1.5]
+    labels, codes = np.tile(labels, 10), np.tile(codes, (10, 1))  # 80 samples
     share, entropy = selectivity(codes, labels)
     np.testing.assert_allclose(share[:3], [1.0, 0.25, 0.5])
     np.testing.assert_allclose(entropy[:3], [0.0, 1.0, 0.5], atol=1e-12)
     assert np.isnan(share[3]) and np.isnan(entropy[3])
+    rare = np.zeros((80, 1))
+    rare[: MIN_FIRES - 1] = 1.0  # too few firings to judge; one more: judged
+    assert np.isnan(selectivity(rare, labels)[0][0])
+    rare[MIN_FIRES - 1] = 1.0
+    assert np.isfinite(selectivity(rare, labels)[0][0])
+
+
+def test_label_metrics_set_latents_against_the_neurons():
+    """Two labels. The neurons each fire on both (top share 0.75 and 0.5); latent 0
+    on label 0 only (1.0, above the best neuron), latent 1 like neuron 0 (0.75, not
+    above), latent 2 never (left out of the means)."""
+    labels = np.array([0, 0, 1, 1])
+    H = np.array([[3.0, 1.0], [3.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    codes = np.array([[1.0, 3, 0], [1, 3, 0], [0, 1, 0], [0, 1, 0]])
+    ten = (10, 1)  # each unit fires on enough samples to be judged
+    got = label_metrics(np.tile(codes, ten), np.tile(H, ten), np.tile(labels, 10))
+    assert got["neuron_top_share"] == pytest.approx((0.75 + 0.5) / 2)
+    assert got["top_share"] == pytest.approx((1.0 + 0.75) / 2)
+    assert got["above_best_neuron"] == 1
+    assert got["label_entropy"] < got["neuron_label_entropy"]

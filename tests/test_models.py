@@ -21,9 +21,10 @@ def test_registered_random_draws_one_model_per_trial_stream():
     assert len(models) == 2 and np.array_equal(models[1].W, again.W)
 
 
-def test_every_model_declares_whether_it_is_trained():
+def test_every_model_declares_whether_it_is_trained_and_has_ground_truth():
     assert MODELS.having(trained=True) == ["toy_linear", "toy_relu"]
-    assert MODELS.having(trained=False) == ["random"]
+    assert MODELS.having(trained=False) == ["digits_mlp", "random"]
+    assert MODELS.having(truth=False) == ["digits_mlp"]
 
 
 def test_represented_threshold():
