@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.digits import Network
+
 FORMATS = (".npy", ".npz", ".parquet")
 MIN_ROWS = 2  # one test row and one training row, at the least
 CHUNK_ROWS = 65_536  # the finiteness check reads a memory-mapped file in such chunks
@@ -81,6 +83,43 @@ def load(path: str | Path) -> Activations:
     neurons = [c for c in frame if np.issubdtype(frame[c].dtype, np.floating)]
     meta = {str(c): frame[c].to_numpy() for c in frame if c not in neurons}
     return Activations(frame[neurons].to_numpy(), meta)
+
+
+LABELS = ("labels", "label")  # the kept column that labels the rows, if any
+
+
+def network(path: str | Path, n_test: int, rng: np.random.Generator) -> Network:
+    """A file's activations as a network's: ``n_test`` held-out rows drawn by
+    ``rng``, every other row for training; the labels, if a kept column is named
+    as LABELS says."""
+    found = load(path)
+    test, train = split(found.H.shape[0], n_test, found.H.shape[0], rng)
+    labels = next((found.meta[n] for n in LABELS if n in found.meta), None)
+    return Network(
+        H_train=np.asarray(found.H[train], dtype=float),
+        H=np.asarray(found.H[test], dtype=float),
+        labels=None if labels is None else labels[test],
+    )
+
+
+def cell_problems(flat: dict) -> list[str]:
+    """model=activations: what is wrong with its file, or with the cell's keys
+    against it (``neurons`` its width; fewer test rows than it has)."""
+    path = flat.get("model.path")
+    if path is None:
+        return ["model.path=null (model=activations): allowed is a .npy, .npz or"
+                " .parquet file of activations, rows = samples"]  # fmt: skip
+    errors = problems(path)
+    if errors:
+        return errors
+    rows, width = load(path).H.shape
+    if flat["neurons"] != width:
+        errors.append(f"neurons={flat['neurons']} (model.path={path}): the file has"
+                      f" {width} neurons; set neurons={width}")  # fmt: skip
+    if flat["n_samples"] >= rows:
+        errors.append(f"n_samples={flat['n_samples']} (model.path={path}): the file"
+                      f" has {rows} rows; allowed is fewer (the rest train)")
+    return errors
 
 
 def split(n_rows: int, n_test: int, n_train: int, rng: np.random.Generator):

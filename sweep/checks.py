@@ -71,3 +71,8 @@ def word_or(word: str, inner: Check) -> Check:
         return None if why is None else f"{word} or {why}"
 
     return check
+
+
+def path(value: Any) -> str | None:
+    """A file's path (text, not empty)."""
+    return None if isinstance(value, str) and value else "a file's path"

@@ -175,7 +175,11 @@ def _network_problems(flat: dict[str, Any]) -> list[str]:
         return [f"method.train_samples={flat['method.train_samples']} with model="
                 f"{model}: allowed is null (a network's activations are a fixed set"
                 " of rows, not a generator of fresh ones)"]  # fmt: skip
-    return []
+    if flat.get("n_train") != AUTO:
+        return [f"n_train={show(flat.get('n_train'))} with model={model}: allowed is"
+                " auto (a network trains the methods on all its rows not held out)"]
+    check = MODELS.traits[model].problems
+    return check(flat) if check else []
 
 
 def validate_run(run: dict[str, Any]) -> list[str]:

@@ -18,17 +18,17 @@ PIXELS = 16.0  # the images' largest value: inputs are scaled to [0, 1]
 
 @dataclass
 class Network:
-    """Hidden activations on the training and the held-out digits (n, neurons),
-    the held-out digits' labels (n,) and images (n, 8, 8), the training labels,
-    and the classifier's accuracy on the held-out digits."""
+    """A real network's activations: its training rows and held-out (test) rows
+    (n, neurons), the held-out rows' labels (n,; None: unlabelled) and images (the
+    digits' (n, 8, 8); None for others), and the network's held-out accuracy (NaN:
+    not a classifier we know)."""
 
     H_train: np.ndarray
     H: np.ndarray
-    labels: np.ndarray
-    images: np.ndarray
-    train_labels: np.ndarray
-    accuracy: float
-    converged: bool
+    labels: np.ndarray | None = None
+    images: np.ndarray | None = None
+    accuracy: float = float("nan")
+    converged: bool = True
 
 
 def digits_mlp(neurons: int, rng: np.random.Generator) -> Network:
@@ -57,6 +57,6 @@ def digits_mlp(neurons: int, rng: np.random.Generator) -> Network:
 
     return Network(
         H_train=hidden(train), H=hidden(test), labels=y[test],
-        images=digits.images[test], train_labels=y[train],
-        accuracy=float(clf.score(X[test], y[test])), converged=converged,
+        images=digits.images[test], accuracy=float(clf.score(X[test], y[test])),
+        converged=converged,
     )  # fmt: skip

@@ -6,12 +6,14 @@ arguments; it returns one ``Model`` per trial generator.
 """
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 
-from sweep.checks import integer, one_of, real
+from sweep import activations
+from sweep.checks import integer, one_of, optional, path, real
 from sweep.data import Features
 from sweep.digits import Network, digits_mlp
 from sweep.registry import Registry
@@ -31,17 +33,21 @@ class ModelTraits:
     # ``digits.Network`` per trial), where only the learned methods apply and the
     # metrics are those without ground truth.
     truth: bool = True
+    # what is wrong with a cell of this model beyond each key's own check
+    problems: Callable[[dict], list[str]] | None = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a cell's models are built from: sizes, one generator per trial, and each
-    trial's feature distribution (a trained model samples its batches from it)."""
+    """What a cell's models are built from: sizes, one generator per trial, each
+    trial's feature distribution (a trained model samples its batches from it), and
+    the held-out rows a real network's activations give (n_samples)."""
 
     n_features: int
     n_neurons: int
     rngs: list  # one numpy Generator per trial
     features: list[Features] = field(default_factory=list)  # one per trial
+    n_test: int = 0
 
 
 @dataclass
@@ -257,6 +263,17 @@ def _register_toy(name: str, *, relu: bool, doc: str) -> None:
 
 _register_toy("toy_relu", relu=True, doc="The ReLU output model ReLU(W^T W x + b).")
 _register_toy("toy_linear", relu=False, doc="The linear model W^T W x + b.")
+
+
+@MODELS.register(
+    "activations",
+    ModelTraits(trained=False, truth=False, problems=activations.cell_problems),
+    path=optional(path),
+)
+def activation_models(spec: ModelSpec, *, path=None) -> list[Network]:
+    """A user's activations file (sweep/activations.py) per trial generator: its
+    own held-out rows, the rest for training."""
+    return [activations.network(path, spec.n_test, rng) for rng in spec.rngs]
 
 
 @MODELS.register("digits_mlp", ModelTraits(trained=False, truth=False))

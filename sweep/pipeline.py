@@ -64,6 +64,7 @@ def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
         flat["n_features"], flat["neurons"],
         rngs=[stream(flat, t, "model", keys) for t in trials],
         features=[distribution(flat, t) for t in trials] if truth(flat) else [],
+        n_test=flat["n_samples"],
     )  # fmt: skip
     return MODELS[flat["model"]](spec, **params(flat, "model"))
 
@@ -151,7 +152,8 @@ def run_network(
         row = found.info | {"accuracy": net.accuracy,
                             "network_converged": float(net.converged)}  # fmt: skip
         row |= code_metrics(found.codes, H=net.H, H_hat=H_hat)
-        row |= label_metrics(found.codes, net.H, net.labels)
+        if net.labels is not None:  # unlabelled: no selectivity
+            row |= label_metrics(found.codes, net.H, net.labels)
         learned = row.pop("fit_seconds", 0.0)
         seconds = {"fit_seconds": fit_seconds + learned,
                    "recover_seconds": recover_seconds - learned}  # fmt: skip

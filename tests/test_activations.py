@@ -3,8 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from sweep.activations import MIN_ROWS, load, problems, split
+from sweep.command import validate_argv
+from sweep.pipeline import run_cell
 
 
 def rows(n=50, m=4, seed=0):
@@ -91,3 +94,46 @@ def test_split_is_disjoint_sized_and_seeded():
     assert np.array_equal(test, again) and not np.array_equal(test, other)
     _, fewer = split(100, 30, 20, np.random.default_rng(0))
     assert len(fewer) == 20 and set(fewer) <= set(train)
+
+
+def labelled(n=400, m=8, n_features=12, seed=0):
+    """Activations of sparse features through a random W (n, m), labelled by each
+    row's most active feature."""
+    rng = np.random.default_rng(seed)
+    X = np.where(rng.random((n, n_features)) < 0.15, rng.random((n, n_features)), 0)
+    W = rng.standard_normal((m, n_features))
+    return X @ (W / np.linalg.norm(W, axis=0)).T, X.argmax(axis=1)
+
+
+@pytest.mark.parametrize("fmt", [".npy", ".npz", ".parquet"])
+def test_a_cell_runs_on_each_format(tmp_path, fmt):
+    """model=activations: a learned method trains on the rows not held out and
+    is scored on n_samples held-out rows; selectivity where the file has labels."""
+    H, labels = labelled()
+    path = write(tmp_path, fmt, H, None if fmt == ".npy" else labels)
+    rows = run_cell("model=activations", f"model.path={path}", "method=sae",
+                    neurons=8, n_features=12, n_samples=100, trials=1)  # fmt: skip
+    row = rows.iloc[0]
+    assert row.explained_variance > 0.5 and row.l0 > 0 and np.isnan(row.nmse)
+    assert np.isnan(row.top_share) == (fmt == ".npy")
+
+
+def test_a_cell_that_does_not_fit_its_file_is_refused_in_one_line(tmp_path):
+    path = write(tmp_path, ".npy", rows(50, 4))
+    cases = {
+        f"neurons=5 (model.path={path}): the file has 4 neurons; set neurons=4":
+            ["neurons=5", "n_samples=40"],
+        "n_samples=50 (model.path=": ["neurons=4", "n_samples=50"],
+        "model.path=null (model=activations): allowed is a .npy": [],
+    }  # fmt: skip
+    for message, keys in cases.items():
+        given = [f"model.path={path}"] if "null" not in message else []
+        errors = validate_argv(["model=activations", "method=sae", *given, *keys])
+        assert len(errors) == 1 and message in errors[0], errors
+    good = validate_argv(["model=activations", "method=sae", f"model.path={path}",
+                          "neurons=4", "n_samples=40"])  # fmt: skip
+    assert good == []
+    out = run_cli("sweep", "model=activations", "method=sae",
+                  f"model.path={tmp_path / 'gone.npy'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "gone.npy: no such file" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -94,7 +94,8 @@ BAD = [
     (["noise=inf"], "noise=inf"),
     (["method=foo"], "method='foo': unknown (allowed: basis_pursuit"),
     (["model=foo"],
-     "model='foo': unknown (allowed: digits_mlp, random, toy_linear, toy_relu)"),
+     "model='foo': unknown (allowed: activations, digits_mlp, random, toy_linear,"
+     " toy_relu)"),
     (["method.alpha=0.1"], "method omp has no parameter 'alpha'"),
     (["method=lasso", "method.alpha=-1"], "method.alpha=-1 (method=lasso)"),
     (["method=lasso", "method.alpha=0"], "method.alpha=0 (method=lasso)"),
@@ -148,7 +149,7 @@ BAD = [
     (["neurons=" + "9" * 4000], "(4000 characters): allowed is an integer >= 1 and"),
     (["seed=18446744073709551616"], "allowed is an integer >= 0 and < 2**63"),
     (["method=null"], "method=None: unknown (allowed: basis_pursuit"),
-    (["model=null"], "model=None: unknown (allowed: digits_mlp, random"),
+    (["model=null"], "model=None: unknown (allowed: activations, digits_mlp, random"),
     (["-cn", "nope"], "--config-name=nope: unknown (allowed: config"),
     (["-m", "--config-name=nope"], "--config-name=nope: unknown (allowed: config"),
     (["-m", "--foo"], "unrecognized arguments: --foo"),

@@ -23,8 +23,8 @@ def test_registered_random_draws_one_model_per_trial_stream():
 
 def test_every_model_declares_whether_it_is_trained_and_has_ground_truth():
     assert MODELS.having(trained=True) == ["toy_linear", "toy_relu"]
-    assert MODELS.having(trained=False) == ["digits_mlp", "random"]
-    assert MODELS.having(truth=False) == ["digits_mlp"]
+    assert MODELS.having(trained=False) == ["activations", "digits_mlp", "random"]
+    assert MODELS.having(truth=False) == ["activations", "digits_mlp"]
 
 
 def test_represented_threshold():
