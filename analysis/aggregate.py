@@ -20,7 +20,6 @@ from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
 from analysis import chance
 from sweep import config, data, folders
-from sweep.models import MODELS
 from sweep.schema import (
     CONFIG_KEYS,
     DERIVED_COLUMNS,
@@ -182,7 +181,7 @@ def truth_cells(frame: pd.DataFrame) -> pd.Series:
     activations, which have no features, samples or atoms' cosines to read)."""
     if "model" not in frame:
         return pd.Series(True, index=frame.index)
-    return frame["model"].map(lambda m: m not in MODELS or MODELS.traits[m].truth)
+    return frame["model"].map(lambda m: not config.network({"model": m}))
 
 
 def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:

@@ -102,8 +102,7 @@ def auto_n_train(flat: dict[str, Any]) -> int:
     the methods given a dictionary, an SAE trained on fresh samples, and a real
     network, which brings its own training rows)."""
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
-    network = flat.get("model") in MODELS and not MODELS.traits[flat["model"]].truth
-    if not learns or network or flat.get("method.train_samples") is not None:
+    if not learns or network(flat) or flat.get("method.train_samples") is not None:
         return MIN_TRAIN
     rate = flat["sparsity"] if flat["sparsity"] is not None else (
         flat["k"] / flat["n_features"])  # fmt: skip
@@ -118,7 +117,7 @@ def normalise(flat: dict[str, Any]) -> dict[str, Any]:
     ``sparsity=1`` and ``sparsity=1.0`` are one cell: one data stream, one hash.
     """
     out = dict(flat)
-    if out.get("model") in MODELS and not MODELS.traits[out["model"]].truth:
+    if network(out):
         out["sparsity"] = out["k"] = None  # a network's activations: no features drawn
     if out.get("n_train") == AUTO:
         out["n_train"] = auto_n_train(out)
@@ -158,7 +157,7 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
-    if flat.get("model") in MODELS and not MODELS.traits[flat["model"]].truth:
+    if network(flat):
         errors += _network_problems(flat)
     return errors
 
@@ -230,8 +229,14 @@ def _check_group(flat: dict[str, Any], group: str, registry: Registry) -> list[s
 
 
 def uncompressed(flat: dict[str, Any]) -> bool:
-    """Whether a cell has at least as many neurons as features: no superposition."""
-    return flat.get("neurons", 0) >= flat.get("n_features", 1)
+    """Whether a cell has at least as many neurons as features: no superposition
+    (a real network's n_features is a dictionary's size, not its features')."""
+    return not network(flat) and flat.get("neurons", 0) >= flat.get("n_features", 1)
+
+
+def network(flat: dict[str, Any]) -> bool:
+    """Whether the cell's model is a real network's activations (no ground truth)."""
+    return flat.get("model") in MODELS and not MODELS.traits[flat["model"]].truth
 
 
 UNCOMPRESSED = (

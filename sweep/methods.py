@@ -339,12 +339,17 @@ def recover_ica(x: Inputs, *, n_components=None, max_iter=400, tol=1e-4) -> Reco
     from sklearn.exceptions import ConvergenceWarning
 
     m = x.H.shape[1]
+    # no more sources than H_train's rank: whitening divides by its singular values,
+    # and a neuron that never fires (a real network's) left NaN
+    rank = np.linalg.matrix_rank(x.H_train - x.H_train.mean(axis=0))
     ica = FastICA(
-        n_components=min(n_components or m, m), whiten="unit-variance",
+        n_components=max(1, min(n_components or m, m, rank)), whiten="unit-variance",
         max_iter=max_iter, tol=tol, random_state=_seed(x.rng),
     )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`
+        # whitening divides by every singular value, then keeps the rank's first
+        warnings.filterwarnings("ignore", "invalid value encountered in divide")
         start = time.perf_counter()
         ica.fit(x.H_train)
         fit_seconds = time.perf_counter() - start

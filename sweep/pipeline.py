@@ -17,7 +17,7 @@ import pandas as pd
 
 from sweep import schema
 from sweep.align import cosines, field_metrics, reconstruct, recovered
-from sweep.config import data_keys, identity
+from sweep.config import data_keys, identity, network
 from sweep.data import Features, add_noise, features
 from sweep.digits import Network
 from sweep.methods import Inputs, Recovery, given, recover_trials
@@ -71,7 +71,7 @@ def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
 
 def truth(flat: dict) -> bool:
     """Whether the cell's H comes from known features (not a real network's)."""
-    return MODELS.traits[flat["model"]].truth
+    return not network(flat)
 
 
 def trained(flat: dict) -> bool:

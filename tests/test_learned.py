@@ -178,3 +178,18 @@ def test_sae_cell_writes_its_training_curves_from_a_fresh_stream(tmp_path):
     assert metrics["l0"].between(0, 2).all()  # topk, k = 2
     assert metrics["sparsity_coefficient"].isna().all()  # no penalty to steer
     assert metrics["train_dead_fraction"].between(0, 1).all()
+
+
+def test_ica_takes_no_more_sources_than_the_rank_of_its_training_rows():
+    """A neuron that never fires (a real network's dead unit) leaves H_train of
+    rank m - 1: whitening divided by its zero singular value and ICA returned NaN.
+    Now it unmixes m - 1 sources and still reconstructs H (measured r2 1.0)."""
+    rng = np.random.default_rng(0)
+    W = random_model(8, 5, rng=rng).W
+    W[4] = 0.0  # neuron 4 never fires
+    H_train = sparse_features(2000, 8, rng=rng, sparsity=0.3) @ W.T
+    H = sparse_features(300, 8, rng=rng, sparsity=0.3) @ W.T
+    out = methods.recover("ica", Inputs(H, 8, rng, H_train=H_train))
+    assert out.atoms.shape == (5, 4) and np.isfinite(out.codes).all()
+    H_hat = out.codes @ out.atoms.T + out.offset
+    assert np.allclose(H_hat, H, atol=1e-8)
