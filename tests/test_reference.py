@@ -14,7 +14,7 @@ from matplotlib.testing.compare import compare_images
 import analysis
 from sweep import job
 from sweep.config import LATER, _defaults, nest
-from sweep.schema import ANALYSIS_DIR, METRICS_FILE, STATUS_FILE
+from sweep.schema import ANALYSIS_DIR, METRICS_FILE, NETWORK_COLUMNS, STATUS_FILE
 
 REFERENCE = ROOT / "outputs" / "reference"
 COMMITTED = REFERENCE / ANALYSIS_DIR
@@ -103,7 +103,8 @@ def test_cells_are_recomputed_as_committed(name, tmp_path):
         for d in (tmp_path / name, committed)
     )
     since = {"true_l0", "coherence", "latent_precision", "latent_recall", "latent_f1",
-             "dead_fraction", "shrinkage", "explained_variance"}  # fmt: skip
+             "dead_fraction", "shrinkage", "explained_variance",
+             *NETWORK_COLUMNS}  # fmt: skip
     assert set(again.columns) - set(before.columns) == {*added, *since}
     pd.testing.assert_frame_equal(again[before.columns], before, check_exact=False,
                                   rtol=1e-9, atol=1e-12)  # fmt: skip
