@@ -728,7 +728,8 @@ def omitted(sweep: Sweep) -> list[str]:
             f"only {sweep.axes.x} is swept: phase_*.png show the metrics against it;"
             " capacity_*.png need a second axis (neurons)"
         )
-    if "success_rate" in sweep.results and not capacity_found(sweep):
+    has_success = sweep.results.get("success_rate", pd.Series(dtype=float)).notna()
+    if has_success.any() and not capacity_found(sweep):
         lines.append(
             "no capacity_number.png: no cell reached 50 % success on a sparsity or"
             " k axis"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sweep.digits import Network
 
@@ -44,7 +45,7 @@ def problems(path: str | Path) -> list[str]:
         return [f"{where}: no such file"]
     try:
         found = load(path)
-    except (OSError, ValueError) as err:  # unreadable, or no clear H
+    except (OSError, ValueError, TypeError) as err:  # unreadable, or no clear H
         return [f"{where}: cannot be read as activations ({_first_line(err)})"]
     H, errors = found.H, []
     if H.ndim != 2:
@@ -60,10 +61,15 @@ def problems(path: str | Path) -> list[str]:
         errors.append(f"{where}: holds NaN or infinite values (the first at row"
                       f" {bad[0]}, column {bad[1]}); allowed is finite numbers")
     errors += [
-        f"{where}: its column {name!r} has {len(values)} entries for {H.shape[0]}"
-        " rows; allowed is one per row"
-        for name, values in found.meta.items() if len(values) != H.shape[0]
+        f"{where}: its column {name!r} has shape {np.shape(values)} for {H.shape[0]}"
+        " rows; allowed is one entry per row"
+        for name, values in found.meta.items()
+        if np.ndim(values) != 1 or len(values) != H.shape[0]
     ]  # fmt: skip
+    labels = next((found.meta[n] for n in LABELS if n in found.meta), None)
+    if labels is not None and np.ndim(labels) == 1 and pd.isna(labels).any():
+        errors.append(f"{where}: its labels are missing for some rows; allowed is"
+                      " a label for every row")  # fmt: skip
     return errors
 
 
@@ -77,10 +83,8 @@ def load(path: str | Path) -> Activations:
             arrays = dict(arrays)
         name = "H" if "H" in arrays else _only_matrix(arrays)
         return Activations(arrays.pop(name), arrays)
-    import pandas as pd  # only for parquet files
-
     frame = pd.read_parquet(path)
-    neurons = [c for c in frame if np.issubdtype(frame[c].dtype, np.floating)]
+    neurons = [c for c in frame if pd.api.types.is_float_dtype(frame[c].dtype)]
     meta = {str(c): frame[c].to_numpy() for c in frame if c not in neurons}
     return Activations(frame[neurons].to_numpy(), meta)
 

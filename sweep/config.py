@@ -157,7 +157,7 @@ def validate_cell(flat: dict[str, Any]) -> list[str]:
         )
     for group, registry in GROUPS.items():
         errors += _check_group(flat, group, registry)
-    if network(flat):
+    if network(flat) and not errors:  # the model's own checks need its keys valid
         errors += _network_problems(flat)
     return errors
 

@@ -253,7 +253,8 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     -sum_c p_jc log p_jc / log(n_labels) (0: one label; 1: even; lower is more
     selective). codes (n_samples, n_latents), labels (n_samples,); a latent that
     fires (|code| > ACTIVE) on fewer than MIN_FIRES samples gets NaN in both: one
-    firing is perfectly selective by chance."""
+    firing is perfectly selective by chance; so does every latent when the samples
+    have fewer than two labels."""
     classes, index = np.unique(labels, return_inverse=True)
     mass = np.zeros((len(classes), codes.shape[1]))
     np.add.at(mass, index, np.abs(codes))
@@ -264,6 +265,7 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     entropy = -terms.sum(axis=0) / np.log(len(classes)) if len(classes) > 1 else (
         np.zeros(codes.shape[1]))  # fmt: skip
     live = np.count_nonzero(np.abs(codes) > ACTIVE, axis=0) >= MIN_FIRES
+    live &= len(classes) > 1  # with one label every latent would be "selective"
     return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan)
 
 

@@ -75,8 +75,26 @@ def bad_files(tmp_path):
     out.append((corrupt, "cannot be read as activations"))
     short = tmp_path / "short.npz"
     np.savez(short, H=H, labels=np.zeros(3))
-    out.append((short, "column 'labels' has 3 entries for 50 rows"))
+    out.append((short, "column 'labels' has shape (3,) for 50 rows"))
     return out
+
+
+def test_parquet_keeps_string_labels_and_refuses_labels_that_cannot_label(tmp_path):
+    """String labels are kept (pandas' string dtype is no float column); labels
+    of one-hot shape or with gaps are refused in one line."""
+    H = rows()
+    frame = pd.DataFrame(H, columns=list("abcd"))
+    frame["labels"] = pd.array(["x", "y"] * 25, dtype="string")
+    frame.to_parquet(tmp_path / "text.parquet")
+    assert problems(tmp_path / "text.parquet") == []
+    assert list(load(tmp_path / "text.parquet").meta["labels"][:2]) == ["x", "y"]
+    np.savez(tmp_path / "onehot.npz", H=H, labels=np.eye(10)[np.arange(50) % 10])
+    np.savez(tmp_path / "gaps.npz", H=H, labels=np.where(np.arange(50) < 5, np.nan, 1))
+    cases = {"onehot.npz": "has shape (50, 10) for 50 rows",
+             "gaps.npz": "labels are missing for some rows"}  # fmt: skip
+    for name, message in cases.items():
+        (line,) = problems(tmp_path / name)
+        assert message in line
 
 
 def test_every_bad_file_gets_one_line_naming_the_file_and_the_fault(tmp_path):
@@ -125,9 +143,11 @@ def test_a_cell_that_does_not_fit_its_file_is_refused_in_one_line(tmp_path):
             ["neurons=5", "n_samples=40"],
         "n_samples=50 (model.path=": ["neurons=4", "n_samples=50"],
         "model.path=null (model=activations): allowed is a .npy": [],
+        "model.path=3 (model=activations): allowed is null or a file's path":
+            ["model.path=3"],
     }  # fmt: skip
     for message, keys in cases.items():
-        given = [f"model.path={path}"] if "null" not in message else []
+        given = [f"model.path={path}"] if message.startswith("n") else []
         errors = validate_argv(["model=activations", "method=sae", *given, *keys])
         assert len(errors) == 1 and message in errors[0], errors
     good = validate_argv(["model=activations", "method=sae", f"model.path={path}",

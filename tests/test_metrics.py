@@ -159,6 +159,8 @@ def test_selectivity_of_hand_made_latents():
     assert np.isnan(selectivity(rare, labels)[0][0])
     rare[MIN_FIRES - 1] = 1.0
     assert np.isfinite(selectivity(rare, labels)[0][0])
+    one_label = selectivity(codes, np.zeros(80))  # nothing to be selective between
+    assert np.isnan(one_label[0]).all() and np.isnan(one_label[1]).all()
 
 
 def test_label_metrics_set_latents_against_the_neurons():
