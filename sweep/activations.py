@@ -21,6 +21,7 @@ import pandas as pd
 from sweep.digits import Network
 
 FORMATS = (".npy", ".npz", ".parquet")
+LABELS = ("labels", "label")  # the kept column that labels the rows, if any
 MIN_ROWS = 2  # one test row and one training row, at the least
 CHUNK_ROWS = 65_536  # the finiteness check reads a memory-mapped file in such chunks
 
@@ -33,20 +34,34 @@ class Activations:
     H: np.ndarray
     meta: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The kept column that labels the rows (named as LABELS says), if any."""
+        return next((self.meta[n] for n in LABELS if n in self.meta), None)
+
 
 def problems(path: str | Path) -> list[str]:
     """What is wrong with the activations file at ``path``: one line each, naming
     the file (``model.path=...``) and what is allowed; [] for a good file."""
+    return checked(path)[1]
+
+
+def checked(path: str | Path) -> tuple[Activations | None, list[str]]:
+    """The file's activations as read (None if unreadable) and ``problems``'."""
     path = Path(path)
     where = f"model.path={path}"
     if path.suffix not in FORMATS:
-        return [f"{where}: allowed is a {', '.join(FORMATS)} file"]
+        return None, [f"{where}: allowed is a {', '.join(FORMATS)} file"]
     if not path.is_file():
-        return [f"{where}: no such file"]
+        return None, [f"{where}: no such file"]
     try:
         found = load(path)
     except (OSError, ValueError, TypeError) as err:  # unreadable, or no clear H
-        return [f"{where}: cannot be read as activations ({_first_line(err)})"]
+        return None, [f"{where}: cannot be read as activations ({_first_line(err)})"]
+    return found, _content_problems(found, where)
+
+
+def _content_problems(found: Activations, where: str) -> list[str]:
     H, errors = found.H, []
     if H.ndim != 2:
         return [f"{where}: holds an array of shape {H.shape}; allowed is 2-D (rows ="
@@ -66,7 +81,7 @@ def problems(path: str | Path) -> list[str]:
         for name, values in found.meta.items()
         if np.ndim(values) != 1 or len(values) != H.shape[0]
     ]  # fmt: skip
-    labels = next((found.meta[n] for n in LABELS if n in found.meta), None)
+    labels = found.labels
     if labels is not None and np.ndim(labels) == 1 and pd.isna(labels).any():
         errors.append(f"{where}: its labels are missing for some rows; allowed is"
                       " a label for every row")  # fmt: skip
@@ -89,16 +104,11 @@ def load(path: str | Path) -> Activations:
     return Activations(frame[neurons].to_numpy(), meta)
 
 
-LABELS = ("labels", "label")  # the kept column that labels the rows, if any
-
-
-def network(path: str | Path, n_test: int, rng: np.random.Generator) -> Network:
+def network(found: Activations, n_test: int, rng: np.random.Generator) -> Network:
     """A file's activations as a network's: ``n_test`` held-out rows drawn by
-    ``rng``, every other row for training; the labels, if a kept column is named
-    as LABELS says."""
-    found = load(path)
+    ``rng``, every other row for training; the labels, if the file has them."""
     test, train = split(found.H.shape[0], n_test, found.H.shape[0], rng)
-    labels = next((found.meta[n] for n in LABELS if n in found.meta), None)
+    labels = found.labels
     return Network(
         H_train=np.asarray(found.H[train], dtype=float),
         H=np.asarray(found.H[test], dtype=float),
@@ -113,10 +123,10 @@ def cell_problems(flat: dict) -> list[str]:
     if path is None:
         return ["model.path=null (model=activations): allowed is a .npy, .npz or"
                 " .parquet file of activations, rows = samples"]  # fmt: skip
-    errors = problems(path)
+    found, errors = checked(path)
     if errors:
         return errors
-    rows, width = load(path).H.shape
+    rows, width = found.H.shape
     if flat["neurons"] != width:
         errors.append(f"neurons={flat['neurons']} (model.path={path}): the file has"
                       f" {width} neurons; set neurons={width}")  # fmt: skip

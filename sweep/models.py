@@ -273,7 +273,8 @@ _register_toy("toy_linear", relu=False, doc="The linear model W^T W x + b.")
 def activation_models(spec: ModelSpec, *, path=None) -> list[Network]:
     """A user's activations file (sweep/activations.py) per trial generator: its
     own held-out rows, the rest for training."""
-    return [activations.network(path, spec.n_test, rng) for rng in spec.rngs]
+    found = activations.load(path)  # once for every trial
+    return [activations.network(found, spec.n_test, rng) for rng in spec.rngs]
 
 
 @MODELS.register("digits_mlp", ModelTraits(trained=False, truth=False))
