@@ -70,7 +70,8 @@ def _content_problems(found: Activations, where: str) -> list[str]:
         return [f"{where}: holds values of dtype {H.dtype}; allowed is numbers"]
     if H.shape[0] < MIN_ROWS or H.shape[1] < 1:
         errors.append(f"{where}: holds {H.shape[0]} rows x {H.shape[1]} neurons;"
-                      f" allowed is at least {MIN_ROWS} rows and 1 neuron")  # fmt: skip
+                      f" allowed is at least {MIN_ROWS} rows and 1 neuron (a .parquet"
+                      " file's neurons: its floating-point columns)")  # fmt: skip
     bad = _first_not_finite(H)
     if bad is not None:
         errors.append(f"{where}: holds NaN or infinite values (the first at row"
