@@ -24,6 +24,8 @@ from sweep.registry import Registry
 
 GROUPS = {"model": MODELS, "method": METHODS}  # the order of schema.GROUPS
 
+AUTO = "auto"  # n_train's default: ``auto_n_train`` of the cell
+
 # What each top-level key allows; sparsity / k are also checked together below.
 TOP_LEVEL = {
     "seed": integer(0, INT64_MAX),
@@ -33,7 +35,7 @@ TOP_LEVEL = {
     "k": optional(integer(1)),
     "trials": integer(1),
     "n_samples": integer(1),
-    "n_train": word_or("auto", integer(0)),
+    "n_train": word_or(AUTO, integer(0)),
     "noise": real(0),
     "success_tol": real(0, open_low=True),
     "represented_tol": real(0, 1),
@@ -90,7 +92,6 @@ FLOAT_KEYS = {"sparsity", "noise", "success_tol", "represented_tol"} | {
 }  # fmt: skip
 
 
-AUTO = "auto"  # n_train's default: ``auto_n_train`` of the cell
 MIN_TRAIN = 1000  # n_train=auto: at least this many rows (the key's first default)
 TRAIN_PER_FIRING = 100  # ... and enough that a feature fires ~100 times in them
 

@@ -63,15 +63,10 @@ def build_models(flat: dict, trials: list[int] | None = None) -> list[Model]:
     spec = ModelSpec(
         flat["n_features"], flat["neurons"],
         rngs=[stream(flat, t, "model", keys) for t in trials],
-        features=[distribution(flat, t) for t in trials] if truth(flat) else [],
+        features=[distribution(flat, t) for t in trials] if not network(flat) else [],
         n_test=flat["n_samples"],
     )  # fmt: skip
     return MODELS[flat["model"]](spec, **params(flat, "model"))
-
-
-def truth(flat: dict) -> bool:
-    """Whether the cell's H comes from known features (not a real network's)."""
-    return not network(flat)
 
 
 def trained(flat: dict) -> bool:
@@ -90,7 +85,7 @@ def run_trials(
 ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """All trials of a cell on its models: per-trial metric dicts, and the tables to
     write. ``fit_seconds``: the time the models took (their share per trial)."""
-    if not truth(flat):
+    if network(flat):
         return run_network(flat, models, fit_seconds)
     dists = [distribution(flat, trial) for trial in range(len(models))]
     data = [draw(flat, t, model, dists[t]) for t, model in enumerate(models)]
