@@ -522,6 +522,16 @@ def representative_cells(results: pd.DataFrame, axes: PlotAxes) -> list[pd.DataF
     return rows
 
 
+def one_per_method(cells: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
+    """One counted cell per method among ``cells``, the first of its
+    ``representative_cells``; sorted by method (none: an empty frame)."""
+    rows = representative_cells(cells, axes) if not cells.empty else []
+    if not rows:
+        return cells.iloc[:0]
+    picked = pd.concat(rows).drop_duplicates("method")
+    return picked.sort_values("method", kind="stable", ignore_index=True)
+
+
 def _middle(cells: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
     """The cell at the middle y, then at the middle x among those. Between two
     middles, the easier side: more neurons, lower sparsity."""

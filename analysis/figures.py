@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 # the modules that define figures, in the order of the report page (others last)
 MODULES = (
     "analysis.plots", "analysis.transition", "analysis.toy", "analysis.learned",
-    "analysis.frontier", "analysis.per_feature", "analysis.geometry",
+    "analysis.frontier", "analysis.network", "analysis.per_feature",
+    "analysis.geometry",
 )  # fmt: skip
 FIELD = re.compile(r"\{(\w+)\}")  # a field of a file name: phase_{metric}.png
 

@@ -42,6 +42,7 @@ from analysis.aggregate import (
     config_columns,
     label_keys,
     panel_groups,
+    truth_cells,
     varying_keys,
 )  # fmt: skip
 from analysis.figures import Sweep, figure
@@ -62,6 +63,8 @@ SPARSITY_KEYS = (
     "method.k", "method.target_l0", "method.l1", "method.alpha",
     "method.transform_alpha",
 )  # fmt: skip
+# a real network's lines (analysis/network.py) run through its dictionary sizes too
+NETWORK_ALONG = (*SPARSITY_KEYS, "n_features")
 ARCHITECTURE = "method.architecture"
 MAX_ROWS = 4  # rows of frontier.png: the first, in the order of their keys' values
 MAX_SERIES = 10  # series of frontier.png: learned first, then by label
@@ -96,7 +99,7 @@ def _floats(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
-def _log_scale(values) -> bool:
+def log_scale(values) -> bool:
     """Whether positive values span more than LOG_SPAN (a log axis)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
@@ -135,12 +138,13 @@ class Series:
     cells: pd.DataFrame
 
 
-def frontier_cells(results: pd.DataFrame) -> pd.DataFrame:
+def frontier_cells(results: pd.DataFrame, *, truth: bool = True) -> pd.DataFrame:
     """The counted cells frontier.png shows: those with an l0 (none without the
-    column)."""
+    column) of a model with ground truth (``truth`` False: of a real network)."""
     if L0 not in results:
         return results.iloc[:0]
     cells = counted(results)
+    cells = cells[truth_cells(cells) == truth]
     return cells[_floats(cells[L0]).notna()]
 
 
@@ -168,10 +172,11 @@ def series_keys(cells: pd.DataFrame) -> list[str]:
     return label_keys(cells, keys)
 
 
-def row_keys(cells: pd.DataFrame) -> list[str]:
+def row_keys(cells: pd.DataFrame, along: tuple[str, ...] = SPARSITY_KEYS) -> list[str]:
     """The keys that split the cells into rows of panels: every other swept key
-    (neurons, n_features, data.firing, model, ...)."""
-    grouped = set(series_keys(cells)) | set(SPARSITY_KEYS) | set(AXIS_EXCLUDED)
+    (neurons, n_features, data.firing, model, ...) but those the lines run
+    ``along``."""
+    grouped = set(series_keys(cells)) | set(along) | set(AXIS_EXCLUDED)
     return [
         key for key in varying_keys(cells)
         if key not in grouped and key != "method" and not key.startswith("method.")
@@ -222,10 +227,13 @@ def series_of(
     return sorted(found, key=lambda series: (not series.learned, series.label))
 
 
-def frontier_rows(results: pd.DataFrame):
-    """(row keys, series keys, every row's (values of the row keys, its series))."""
-    cells = frontier_cells(results)
-    keys, rows = series_keys(cells), row_keys(cells)
+def frontier_rows(results: pd.DataFrame, *, truth: bool = True):
+    """(row keys, series keys, every row's (values of the row keys, its series)) of
+    the ``frontier_cells``; a real network's (``truth`` False): lines through
+    NETWORK_ALONG."""
+    cells = frontier_cells(results, truth=truth)
+    along = SPARSITY_KEYS if truth else NETWORK_ALONG
+    keys, rows = series_keys(cells), row_keys(cells, along)
     named = named_keys(cells, keys)
     groups = panel_groups(cells, rows)
     return rows, keys, [(v, series_of(part, keys, named)) for v, part in groups]
@@ -287,7 +295,7 @@ def frontier_figure(results: pd.DataFrame, *, sweep: str = "") -> Figure:
                  layout="constrained")  # fmt: skip
     axs = fig.subplots(n_rows, len(METRICS), squeeze=False, sharex=True, sharey="col")
     l0s = [s.cells[L0] for _, series in shown for s in series]
-    log_x = _log_scale(pd.concat(l0s)) if l0s else False
+    log_x = log_scale(pd.concat(l0s)) if l0s else False
     handles: dict[str, object] = {}
     for r, (values, series) in enumerate(shown):
         for ax, metric in zip(axs[r], METRICS, strict=True):
@@ -313,18 +321,29 @@ def frontier_figure(results: pd.DataFrame, *, sweep: str = "") -> Figure:
                 handles.setdefault(label, handle)
         for ax in axs[r]:
             ax.set_xlabel(X_LABEL if r == n_rows - 1 else "", fontsize=8)
-    if log_x:
-        for ax in axs.ravel():
-            log_axis(ax)
-    if not shown:
-        style.note(axs[0, 0], "no cell with an l0")
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                   fontsize=7, ncols=min(4, len(handles)),
-                   title=", ".join(by) or None, title_fontsize=7)  # fmt: skip
+    finish_rows(fig, axs, handles, log_x=log_x, empty="no cell with an l0" if not
+                shown else "", legend_title=", ".join(by) or None)  # fmt: skip
     style.suptitle(fig, _what(by, keys), (), sweep,
                    _left_out(rows, keys, labels))  # fmt: skip
     return fig
+
+
+def finish_rows(
+    fig: Figure, axs, handles: dict, *, log_x: bool, empty: str,
+    legend_title: str | None = None,
+) -> None:  # fmt: skip
+    """The end of a figure of rows of panels against l0: log x axes if ``log_x``,
+    ``empty`` noted in the first panel (if any text), one legend of ``handles``
+    (label -> handle) under the panels."""
+    if log_x:
+        for ax in axs.ravel():
+            log_axis(ax)
+    if empty:
+        style.note(axs[0, 0], empty)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   fontsize=7, ncols=min(4, len(handles)), title=legend_title,
+                   title_fontsize=7)  # fmt: skip
 
 
 def _what(by: list[str], keys: list[str]) -> str:
@@ -358,7 +377,7 @@ def frontier_caption(sweep: Sweep) -> str:
     learned = {s.label for _, series in rows for s in series if s.learned}
     known = sorted(set(labels[:MAX_SERIES]) - learned)
     cells = frontier_cells(results)
-    log_x = ", log scale" if _log_scale(cells[L0]) else ""
+    log_x = ", log scale" if log_scale(cells[L0]) else ""
     swept = [k for k in SPARSITY_KEYS if k in varying_keys(cells)]
     through = f" ({', '.join(swept)})" if swept else ""
     per = ", ".join(by) or "method"
@@ -498,7 +517,7 @@ def training_figure(curves: list[Curve], *, sweep: str = "", note: str = "") -> 
     architectures = list(dict.fromkeys(sorted(c.architecture for c in curves)))
     colors = {a: ARCHITECTURE_COLORS(i % 10) for i, a in enumerate(architectures)}
     samples = [c.frame[SAMPLES] for c in curves]
-    log_x = _log_scale(pd.concat(samples)) if samples else False
+    log_x = log_scale(pd.concat(samples)) if samples else False
     for ax, metric in zip(panels, CURVES, strict=True):
         n_drawn, within = 0, dict.fromkeys(architectures, 0)
         for curve in curves:

@@ -34,7 +34,7 @@ from analysis.aggregate import (
     CELL_DIR,
     N_TRIALS,
     PlotAxes,
-    representative_cells,
+    one_per_method,
     varying_keys,
 )
 from analysis.figures import Sweep, figure
@@ -185,12 +185,7 @@ def learned_cells(results: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
     if LEARNED_METRIC not in results:
         return results.iloc[:0]
     done = results["status"].isin(DONE) & (results[N_TRIALS] > 0)
-    learned = results[done & results[LEARNED_METRIC].notna()]
-    if learned.empty:
-        return learned
-    rows = representative_cells(learned, axes)
-    picked = pd.concat(rows).drop_duplicates("method")
-    return picked.sort_values("method", kind="stable", ignore_index=True)
+    return one_per_method(results[done & results[LEARNED_METRIC].notna()], axes)
 
 
 def title_keys(cells: pd.DataFrame, axes: PlotAxes) -> list[str]:

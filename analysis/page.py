@@ -1,5 +1,6 @@
 """What goes on a sweep's report.html besides its figures: the command and grid, the
-best method per cell, the cells that did not finish.
+best method per cell, a real network's cells side by side, the cells that did not
+finish.
 
 Read from the sweep folder alone (``multirun.yaml``, which Hydra writes, and the
 analysis' own tables); the figures and their captions come from the registry
@@ -15,7 +16,7 @@ from hydra.core.override_parser.types import Glob, Override
 from omegaconf import OmegaConf
 
 from analysis import html
-from analysis.aggregate import CELL_DIR, PlotAxes
+from analysis.aggregate import CELL_DIR, PlotAxes, truth_cells, varying_keys
 from sweep.schema import DONE
 
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the command that made the sweep
@@ -23,6 +24,24 @@ BEST_INTRO = (
     "Per cell, the method with the highest success rate; ties are broken by the "
     f"lowest nmse; '{html.NONE_SUCCEEDS}' where every method's success rate is 0."
 )
+NETWORK_INTRO = (
+    "A real network's activations, no ground truth: per cell and method, the"
+    " network's held-out accuracy, the L0 of the latents and of the neurons, the"
+    " explained variance of H (higher is better), the mean top share of the"
+    " latents and of the neurons (higher is more selective), and the latents more"
+    " selective than the most selective neuron; each the mean over trials."
+)
+TRUST_INTRO = (
+    "Where ground truth is known: do the metrics without it rank the learned"
+    " methods as mcc does? Per setting of the data and model keys, over its learned"
+    " cells, the Spearman rank correlation of mcc with each (label_entropy"
+    " negated: +1 is the same ranking, 0 none). The samples are labelled by their"
+    " most active true feature."
+)
+NETWORK_SHOWN = (
+    "accuracy", "l0", "neuron_l0", "explained_variance", "top_share",
+    "neuron_top_share", "above_best_neuron",
+)  # fmt: skip
 _PARSER = OverridesParser.create()
 
 
@@ -66,6 +85,7 @@ def best_methods(results: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
     """Per cell of the data grid, the method with the highest success rate (ties:
     lowest nmse); methods differing in a ``method.*`` key are told apart."""
     done = results[results["status"].isin(DONE)] if "status" in results else results
+    done = done[truth_cells(done)]  # a real network's: ``network_cells``
     method_keys = [k for k in axes.panels if k.startswith("method.")]
     keys = [k for k in (axes.y, axes.x, *axes.panels) if k and k != "method"]
     keys = [k for k in keys if k not in method_keys]
@@ -76,6 +96,17 @@ def best_methods(results: pd.DataFrame, axes: PlotAxes) -> pd.DataFrame:
 
     labelled = done.assign(method=done.apply(label, axis=1) if len(done) else [])
     return html.best_per_cell(labelled, cell_keys=list(dict.fromkeys(keys)))
+
+
+def network_cells(results: pd.DataFrame) -> pd.DataFrame:
+    """A real network's finished cells: the swept keys, then NETWORK_SHOWN (those
+    the results have), a row per cell; none: an empty frame."""
+    done = results[results["status"].isin(DONE)] if "status" in results else results
+    done = done[~truth_cells(done)]
+    keys = [k for k in varying_keys(done) if k in done] if len(done) > 1 else []
+    keys = ["method", *(k for k in keys if k != "method")] if "method" in done else keys
+    shown = [c for c in NETWORK_SHOWN if c in done]
+    return done[[*keys, *shown]].reset_index(drop=True)
 
 
 def problems(cells: pd.DataFrame) -> pd.DataFrame:

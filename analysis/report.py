@@ -7,6 +7,7 @@ import pandas as pd
 
 from analysis import aggregate, figures, html, page, plots, transition
 from analysis.aggregate import Loaded
+from analysis.network import agreement
 from analysis.page import MULTIRUN_FILE
 from analysis.style import DPI
 from sweep import folders
@@ -18,6 +19,7 @@ RESULTS_FILE = "results.parquet"  # one row per cell: means and standard errors
 CAPACITY_FILE = "capacity.csv"  # per panel and neurons: largest sparsity at 50 %
 CELLS_FILE = "cells.csv"  # one row per cell folder: status, error, trial rows read
 BOUNDARY_FILE = "boundary.csv"  # measured 50 % boundary of L1 panels vs theory
+TRUST_FILE = "trust.csv"  # toy models: no-truth metrics' rank correlation with mcc
 REPORT_FILE = "report.html"  # one self-contained page: command, grid, figures, tables
 
 
@@ -58,6 +60,7 @@ def run(sweep_dir: Path) -> Path:
     _write_table(sweep.capacity, out / CAPACITY_FILE)
     _write_table(cells, out / CELLS_FILE)
     _write_boundary(sweep.boundary, out / BOUNDARY_FILE)
+    _write_rows(agreement(sweep.results), out / TRUST_FILE)
     drawn = _write_figures(sweep, out)
     try:  # like a figure: a page that cannot be made costs only itself
         text = report_page(sweep, cells, drawn)
@@ -93,11 +96,18 @@ def _measure_boundary(trials: pd.DataFrame, axes: aggregate.PlotAxes) -> pd.Data
 def _write_boundary(boundary: pd.DataFrame, path: Path) -> None:
     """boundary.csv and its table in the log; without rows, no file (an earlier
     analysis of this folder may have left one)."""
-    if len(boundary):
-        _write_table(boundary, path)
+    if _write_rows(boundary, path):
         log_boundary(boundary)
-    else:
-        path.unlink(missing_ok=True)
+
+
+def _write_rows(frame: pd.DataFrame, path: Path) -> bool:
+    """``frame`` as a table if it has rows; otherwise no file (an earlier analysis
+    of this folder may have left one). Whether it was written."""
+    if len(frame):
+        _write_table(frame, path)
+        return True
+    path.unlink(missing_ok=True)
+    return False
 
 
 def report_page(
@@ -109,10 +119,17 @@ def report_page(
     command, grid = page.sweep_command(sweep.dir)
     out = sweep.dir / ANALYSIS_DIR
     best = page.best_methods(sweep.results, sweep.axes)
+    network = page.network_cells(sweep.results)
+    trust = agreement(sweep.results)
     tables = [
-        html.Table("best", "Best method per cell", page.BEST_INTRO, best),
+        *([html.Table("best", "Best method per cell", page.BEST_INTRO, best)]
+          if network.empty or not best.empty else []),
+        *([html.Table("network", "A real network's cells", page.NETWORK_INTRO,
+                      network)] if not network.empty else []),
+        *([html.Table("trust", "The metrics without ground truth, against mcc",
+                      page.TRUST_INTRO, trust)] if not trust.empty else []),
         html.Table("problems", "Failed or missing cells", "", page.problems(cells)),
-    ]
+    ]  # fmt: skip
     return html.render_report(
         title=f"Sweep {sweep.name}", command=command, grid=grid,
         figures=[(f.file, (out / f.file).read_bytes(), f.caption) for f in drawn],

@@ -13,6 +13,7 @@ runs; ``load(path)`` reads a good one.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,26 @@ def network(found: Activations, n_test: int, rng: np.random.Generator) -> Networ
         H_train=np.asarray(found.H[train], dtype=float),
         H=np.asarray(found.H[test], dtype=float),
         labels=None if labels is None else labels[test],
-    )
+        meta={name: values[test] for name, values in found.meta.items()
+              if name not in LABELS},
+    )  # fmt: skip
+
+
+def rows(flat: dict) -> int | None:
+    """The number of rows of model.path's file (None: no readable 2-D array)."""
+    path = flat.get("model.path")
+    try:
+        stat = Path(path).stat()
+        return _rows(str(path), stat.st_mtime_ns, stat.st_size)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=16)
+def _rows(path: str, mtime: int, size: int) -> int | None:
+    """``rows`` of a file as it was at (mtime, size): read once per process."""
+    H = load(path).H
+    return H.shape[0] if H.ndim == 2 else None
 
 
 def cell_problems(flat: dict) -> list[str]:

@@ -277,6 +277,7 @@ PER_SAMPLE = {
     "threshold": (1e-5, 1.0), "basis_pursuit": (6.6e-4, 1.5), "lstsq": (1e-5, 1.0),
     "nnls": (1.3e-4, 1.5), "readout": (1e-6, 1.0),
 }  # fmt: skip
+NETWORK_SECONDS = 2.0  # training the digits MLP, per trial (measured: 1-2.2 s)
 JOB_SECONDS = 0.3  # a job's own cost: composing its config, its files and log
 
 
@@ -303,6 +304,8 @@ def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     spreads = train and flat.get("model.geometry") == "orthogonal"
     if spreads and n > m:  # measured: 40 ms a
         seconds += trials * SPREAD_STEPS * n * n * m * 4e-10  # step at n=1000, m=100
+    if train and flat.get("model") in MODELS.having(costly=True):
+        seconds += trials * NETWORK_SECONDS
     if train and flat.get("model") in MODELS.having(trained=True):
         # a step's fixed cost, and 7,800 instance-steps/s at n=20, m=5, batch 1024
         instances = trials * flat["model.restarts"]

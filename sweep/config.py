@@ -61,6 +61,12 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
     section = cfg.get(data.SECTION) or {}
     flat.update({f"{data.SECTION}.{key}": section[key] for key in sorted(section)})
     for group in GROUPS:
+        if not isinstance(cfg.get(group) or {}, dict):  # a preset's `model: toy_relu`
+            raise ValueError(
+                f"{group}: {cfg[group]!r} stands where its settings belong; choose a"
+                f" {group} with {group}=NAME on the command line, or in a preset under"
+                f" hydra.sweeper.params ({group}: NAME)"
+            )
         params = dict(cfg.get(group) or {})
         flat[group] = params.pop("name", None)
         flat.update({f"{group}.{p}": v for p, v in sorted(params.items())})
@@ -101,9 +107,13 @@ def auto_n_train(flat: dict[str, Any]) -> int:
     for each feature to fire ~TRAIN_PER_FIRING times at the mean rate (sparsity, or
     k / n_features), at least MIN_TRAIN; MIN_TRAIN for the others (unused by them:
     the methods given a dictionary, an SAE trained on fresh samples, and a real
-    network, which brings its own training rows)."""
+    network, which trains them on all its rows not held out: that number, where
+    known)."""
+    if network(flat):
+        rows = MODELS.traits[flat["model"]].rows(flat)
+        return rows - flat["n_samples"] if rows else MIN_TRAIN
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
-    if not learns or network(flat) or flat.get("method.train_samples") is not None:
+    if not learns or flat.get("method.train_samples") is not None:
         return MIN_TRAIN
     rate = flat["sparsity"] if flat["sparsity"] is not None else (
         flat["k"] / flat["n_features"])  # fmt: skip

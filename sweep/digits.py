@@ -7,11 +7,12 @@ their labels and images kept for the figures.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-TEST_SHARE = 0.3  # held-out digits: 540 of 1,797, stratified by label
+N_DIGITS = 1797  # scikit-learn's digits: 8x8 images of 10 classes
+N_CLASSES = 10  # a stratified split holds out at least one digit of each, and keeps one
 MAX_ITER = 500  # Adam epochs (scikit-learn's MLPClassifier)
 PIXELS = 16.0  # the images' largest value: inputs are scaled to [0, 1]
 
@@ -19,9 +20,10 @@ PIXELS = 16.0  # the images' largest value: inputs are scaled to [0, 1]
 @dataclass
 class Network:
     """A real network's activations: its training rows and held-out (test) rows
-    (n, neurons), the held-out rows' labels (n,; None: unlabelled) and images (the
-    digits' (n, 8, 8); None for others), and the network's held-out accuracy (NaN:
-    not a classifier we know)."""
+    (n, neurons), the held-out rows' labels (n,; None: unlabelled), images (the
+    digits' (n, 8, 8); None for others) and other columns (a user file's metadata:
+    name -> (n,)), and the network's held-out accuracy (NaN: not a classifier we
+    know)."""
 
     H_train: np.ndarray
     H: np.ndarray
@@ -29,11 +31,13 @@ class Network:
     images: np.ndarray | None = None
     accuracy: float = float("nan")
     converged: bool = True
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def digits_mlp(neurons: int, rng: np.random.Generator) -> Network:
-    """Train the classifier (``neurons`` hidden ReLU units; split and initial weights
-    from ``rng``) and read its hidden layer, ReLU(x W1 + b1), on every digit."""
+def digits_mlp(neurons: int, n_test: int, rng: np.random.Generator) -> Network:
+    """Train the classifier (``neurons`` hidden ReLU units) on all digits but
+    ``n_test`` held out (stratified by label; split and initial weights from
+    ``rng``) and read its hidden layer, ReLU(x W1 + b1), on every digit."""
     from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
@@ -43,7 +47,7 @@ def digits_mlp(neurons: int, rng: np.random.Generator) -> Network:
     X, y = digits.data / PIXELS, digits.target
     split_seed, init_seed = (int(s) for s in rng.integers(2**31 - 1, size=2))
     train, test = train_test_split(
-        np.arange(len(y)), test_size=TEST_SHARE, random_state=split_seed, stratify=y
+        np.arange(len(y)), test_size=n_test, random_state=split_seed, stratify=y
     )
     clf = MLPClassifier(hidden_layer_sizes=(neurons,), activation="relu",
                         max_iter=MAX_ITER, random_state=init_seed)  # fmt: skip
@@ -60,3 +64,14 @@ def digits_mlp(neurons: int, rng: np.random.Generator) -> Network:
         images=digits.images[test], accuracy=float(clf.score(X[test], y[test])),
         converged=converged,
     )  # fmt: skip
+
+
+def problems(flat: dict) -> list[str]:
+    """model=digits_mlp: its n_samples (held-out digits) leave a digit of each class
+    on both sides of the split."""
+    n = flat["n_samples"]
+    if N_CLASSES <= n <= N_DIGITS - N_CLASSES:
+        return []
+    return [f"n_samples={n} (model=digits_mlp): the digits held out; allowed is"
+            f" {N_CLASSES}..{N_DIGITS - N_CLASSES} of the {N_DIGITS} (a digit of each"
+            " class on both sides)"]  # fmt: skip

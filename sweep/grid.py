@@ -267,7 +267,11 @@ def _composed(preset: str, method: str, model: str) -> DictConfig:
 def _base(preset: str, method: str, model: str) -> tuple[dict, dict]:
     """The flat cell keys and the run keys of a preset and group choices."""
     cfg = _composed(preset, method, model)
-    return config.flatten(cfg), {key: cfg.get(key) for key in RUN_KEYS}
+    try:
+        flat = config.flatten(cfg)
+    except ValueError as err:  # a preset that sets a group's name as a value
+        raise BadInput([f"{PRESETS}={preset or 'default'}: {err}"]) from None
+    return flat, {key: cfg.get(key) for key in RUN_KEYS}
 
 
 # --- what a sweep launches ----------------------------------------------------------

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from sweep import PROJECT_ROOT, config, folders, pipeline, schema
 from sweep.config import flatten
+from sweep.digits import Network
 from sweep.folders import load_model, locked, save_model, write_atomic, write_json
 from sweep.models import Model
 
@@ -170,17 +171,29 @@ def build_models(flat: dict, cache_dir: Path | None = None) -> list[Model]:
         missing = [t for t, model in models.items() if model is None]
         built = pipeline.build_models(flat, missing) if missing else []
         for t, model in zip(missing, built, strict=True):
-            arrays = {"W": model.W, "b": model.b, "importance": model.importance,
-                      "relu": np.array(model.relu)}  # fmt: skip
-            save_model(folder / f"trial{t}.npz", arrays, model.info)
+            save_model(folder / f"trial{t}.npz", *_stored(model))
             models[t] = model
     return [models[t] for t in range(flat["trials"])]
 
 
-def _load(path: Path) -> Model | None:
+def _stored(model: Model | Network) -> tuple[dict, dict]:
+    """A model's arrays and info as the cache keeps them."""
+    if isinstance(model, Network):
+        arrays = {"H_train": model.H_train, "H": model.H}
+        arrays |= {name: value for name in ("labels", "images")
+                   if (value := getattr(model, name)) is not None}  # fmt: skip
+        return arrays, {"accuracy": model.accuracy, "converged": model.converged}
+    arrays = {"W": model.W, "b": model.b, "importance": model.importance,
+              "relu": np.array(model.relu)}  # fmt: skip
+    return arrays, model.info
+
+
+def _load(path: Path) -> Model | Network | None:
     stored = load_model(path)
     if stored is None:
         return None
+    if "H_train" in stored:
+        return Network(**stored.pop("info") | stored)
     return Model(**stored | {"relu": bool(stored["relu"])})
 
 

@@ -255,6 +255,12 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     fires (|code| > ACTIVE) on fewer than MIN_FIRES samples gets NaN in both: one
     firing is perfectly selective by chance; so does every latent when the samples
     have fewer than two labels."""
+    share, entropy, _ = _selectivity(codes, labels)
+    return share, entropy
+
+
+def _selectivity(codes: np.ndarray, labels: np.ndarray):
+    """``selectivity``'s top shares and entropies, and each latent's top label."""
     classes, index = np.unique(labels, return_inverse=True)
     mass = np.zeros((len(classes), codes.shape[1]))
     np.add.at(mass, index, np.abs(codes))
@@ -266,7 +272,41 @@ def selectivity(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
         np.zeros(codes.shape[1]))  # fmt: skip
     live = np.count_nonzero(np.abs(codes) > ACTIVE, axis=0) >= MIN_FIRES
     live &= len(classes) > 1  # with one label every latent would be "selective"
-    return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan)
+    top = classes[np.argmax(np.nan_to_num(p), axis=0)] if len(classes) else None
+    return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan), top
+
+
+def units(codes: np.ndarray, labels: np.ndarray | None) -> pd.DataFrame:
+    """One row per unit (a latent; or a neuron, with H as the codes): ``unit``,
+    ``fire_rate`` (the share of samples where |code| > ACTIVE) and, with labels,
+    ``selectivity``'s ``top_share`` and ``label_entropy`` and the unit's
+    ``top_label`` (as text; NaN and None without labels)."""
+    n_samples, n_units = codes.shape
+    fires = np.count_nonzero(np.abs(codes) > ACTIVE, axis=0)
+    table = {"unit": np.arange(n_units),
+             "fire_rate": fires / n_samples if n_samples else np.full(n_units, np.nan)}
+    share = entropy = np.full(n_units, np.nan)
+    top = [None] * n_units
+    if labels is not None and n_samples:
+        share, entropy, classes = _selectivity(codes, labels)
+        pairs = zip(share, classes, strict=True)
+        top = [None if np.isnan(s) else str(c) for s, c in pairs]
+    return pd.DataFrame(table | {"top_share": share, "label_entropy": entropy,
+                                 "top_label": pd.Series(top, dtype=object)})
+
+
+def top_rows(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, its (at most) k samples of largest |code|, largest first: sample
+    indices and codes, each (k, n_units); -1 and NaN where a unit fires (|code| >
+    ACTIVE) on fewer than k samples. codes: (n_samples >= 1, n_units)."""
+    k = min(k, codes.shape[0])
+    mag = np.abs(codes)
+    part = np.argpartition(-mag, k - 1, axis=0)[:k]
+    order = np.argsort(-np.take_along_axis(mag, part, axis=0), axis=0, kind="stable")
+    rows = np.take_along_axis(part, order, axis=0)
+    values = np.take_along_axis(codes, rows, axis=0).astype(float)
+    quiet = np.abs(values) <= ACTIVE
+    return np.where(quiet, -1, rows), np.where(quiet, np.nan, values)
 
 
 def label_metrics(codes: np.ndarray, H: np.ndarray, labels: np.ndarray) -> dict:

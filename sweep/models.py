@@ -12,10 +12,10 @@ from functools import cache
 
 import numpy as np
 
-from sweep import activations
+from sweep import activations, digits
 from sweep.checks import integer, one_of, optional, path, real
 from sweep.data import Features
-from sweep.digits import Network, digits_mlp
+from sweep.digits import Network
 from sweep.registry import Registry
 from sweep.thresholds import REPRESENTED, UNREPRESENTED
 
@@ -35,6 +35,12 @@ class ModelTraits:
     truth: bool = True
     # what is wrong with a cell of this model beyond each key's own check
     problems: Callable[[dict], list[str]] | None = None
+    # a real network: the rows it has (held out and training), given the cell's
+    # keys (None: unknown, as for a missing file)
+    rows: Callable[[dict], int | None] | None = None
+    # worth keeping for the sweep's other cells though not trained on their data
+    # (a network trained once per neurons and trial)
+    costly: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,7 +273,8 @@ _register_toy("toy_linear", relu=False, doc="The linear model W^T W x + b.")
 
 @MODELS.register(
     "activations",
-    ModelTraits(trained=False, truth=False, problems=activations.cell_problems),
+    ModelTraits(trained=False, truth=False, problems=activations.cell_problems,
+                rows=activations.rows),
     path=optional(path),
 )
 def activation_models(spec: ModelSpec, *, path=None) -> list[Network]:
@@ -277,11 +284,15 @@ def activation_models(spec: ModelSpec, *, path=None) -> list[Network]:
     return [activations.network(found, spec.n_test, rng) for rng in spec.rngs]
 
 
-@MODELS.register("digits_mlp", ModelTraits(trained=False, truth=False))
+@MODELS.register(
+    "digits_mlp",
+    ModelTraits(trained=False, truth=False, problems=digits.problems,
+                rows=lambda flat: digits.N_DIGITS, costly=True),
+)  # fmt: skip
 def digits_models(spec: ModelSpec) -> list[Network]:
     """A digits classifier with ``neurons`` hidden ReLU units per trial generator
-    (sweep/digits.py): its hidden activations are H."""
-    return [digits_mlp(spec.n_neurons, rng) for rng in spec.rngs]
+    (sweep/digits.py), ``n_samples`` digits held out: its hidden activations are H."""
+    return [digits.digits_mlp(spec.n_neurons, spec.n_test, rng) for rng in spec.rngs]
 
 
 def toy_models(

@@ -29,13 +29,17 @@ from sweep.metrics import (
     label_metrics,
     latent_metrics,
     recovery_metrics,
+    top_rows,
+    units,
 )
 from sweep.models import MODELS, Model, ModelSpec, known_dictionary
-from sweep.thresholds import UNREPRESENTED
+from sweep.thresholds import ACTIVE, UNREPRESENTED
 
 N_SHOWN = 16  # test samples of trial 0 kept in samples.parquet, for heatmaps
+TOP_EXAMPLES = 8  # a network's samples per unit in examples.parquet (most active)
 DATA_KEYS = ("n_features", "sparsity", "k")
 MODEL_KEYS = ("n_features", "neurons")
+NETWORK_KEYS = ("neurons", "n_samples")
 
 
 def run_cell(*overrides: str, **keys) -> pd.DataFrame:
@@ -76,8 +80,10 @@ def trained(flat: dict) -> bool:
 
 def cached(flat: dict) -> bool:
     """Whether the cell's models are worth keeping for the sweep's other cells: trained
-    ones, and directions pushed apart (``model.geometry=orthogonal``)."""
-    return trained(flat) or flat.get("model.geometry") == "orthogonal"
+    ones, costly ones (a network), and directions pushed apart
+    (``model.geometry=orthogonal``)."""
+    traits = MODELS.traits[flat["model"]]
+    return traits.trained or traits.costly or flat.get("model.geometry") == "orthogonal"
 
 
 def run_trials(
@@ -141,12 +147,18 @@ def run_network(
     start = time.perf_counter()
     recoveries = recover_trials(flat["method"], inputs, **params(flat, "method"))
     recover_seconds = (time.perf_counter() - start) / len(networks)
-    metrics, curves = [], []
+    metrics, curves, unit_rows = [], [], []
     for trial, (net, found) in enumerate(zip(networks, recoveries, strict=True)):
         H_hat = reconstruct(found.codes, found.atoms, found.offset)
         row = found.info | {"accuracy": net.accuracy,
                             "network_converged": float(net.converged)}  # fmt: skip
         row |= code_metrics(found.codes, H=net.H, H_hat=H_hat)
+        row["neuron_l0"] = code_metrics(net.H, H=net.H, H_hat=net.H)["l0"]
+        kinds = dict(zip(schema.UNIT_KINDS, (found.codes, net.H), strict=True))
+        unit_rows += [units(codes, net.labels).assign(trial=trial, kind=kind)
+                      for kind, codes in kinds.items()]  # fmt: skip
+        if trial == 0:
+            tables = {schema.EXAMPLES_FILE: _examples(kinds, net)}
         if net.labels is not None:  # unlabelled: no selectivity
             row |= label_metrics(found.codes, net.H, net.labels)
         learned = row.pop("fit_seconds", 0.0)
@@ -155,16 +167,44 @@ def run_network(
         metrics.append(row | seconds)
         if found.curves:
             curves.append(_curves(found.curves, None).assign(trial=trial))
-    tables = {}
+    tables[schema.UNITS_FILE] = pd.concat(unit_rows, ignore_index=True)[
+        list(schema.UNITS_COLUMNS)]  # fmt: skip
     if curves:
         training = pd.concat(curves, ignore_index=True)
         tables[schema.TRAINING_FILE] = training[list(schema.TRAINING_COLUMNS)]
     return metrics, tables
 
 
+def _examples(kinds: dict[str, np.ndarray], net: Network) -> pd.DataFrame:
+    """examples.parquet: per kind of unit and unit, its TOP_EXAMPLES test samples of
+    largest |activation| (firing ones only), each with its label, its other
+    columns as "name=value; ..." and its image (flattened row by row), where the
+    network has them."""
+    frames = []
+    for kind, codes in kinds.items():
+        rows, values = top_rows(codes, TOP_EXAMPLES)
+        rank, unit = np.indices(rows.shape)
+        firing = rows >= 0
+        frames.append(pd.DataFrame({
+            "trial": 0, "kind": kind, "unit": unit[firing], "rank": rank[firing],
+            "row": rows[firing], "activation": values[firing],
+        }))  # fmt: skip
+    frame = pd.concat(frames, ignore_index=True)
+    row = frame["row"].to_numpy()
+    frame["label"] = (None if net.labels is None else
+                      pd.Series(net.labels[row]).astype(str).to_numpy())  # fmt: skip
+    frame["text"] = ["; ".join(f"{name}={values[r]}" for name, values in
+                               net.meta.items()) for r in row]  # fmt: skip
+    frame["image"] = None if net.images is None else list(
+        net.images.reshape(len(net.images), -1)[row].astype(float))
+    return frame[list(schema.EXAMPLES_COLUMNS)]
+
+
 def model_keys(flat: dict) -> dict:
-    """The keys a trial's model depends on (trained ones: on the data too)."""
-    keys = _group(identity(flat), "model") | {key: flat[key] for key in MODEL_KEYS}
+    """The keys a trial's model depends on (trained ones: on the data too; a real
+    network: on its rows held out, not on a dictionary's size)."""
+    sizes = NETWORK_KEYS if network(flat) else MODEL_KEYS
+    keys = _group(identity(flat), "model") | {key: flat[key] for key in sizes}
     if trained(flat):
         keys |= _data_keys(flat)
     return keys
@@ -256,6 +296,8 @@ def score(
         latents = recovery.codes, best_features(np.abs(found.cosines)), found.H_hat
     codes, feature_of, H_hat = latents
     row |= latent_metrics(codes, X, feature_of, H=H, H_hat=H_hat)  # l0: of the codes
+    if found is not None:  # the metrics without ground truth, as a network's
+        row |= label_metrics(*labelled(codes, H, X))
     feats = feature_metrics(X, X_hat, W=model.W, b=model.b, importance=model.importance)
     feats["firing_rate"] = dist.rates
     if found is None:
@@ -263,6 +305,14 @@ def score(
     feats["matched_cos"], feats["matched_atom"] = found.matched_cos, found.atom_of
     training = _curves(recovery.curves, known) if recovery.curves else None
     return TrialResult(row, feats, X, X_hat, found.cosines, training)
+
+
+def labelled(codes: np.ndarray, H: np.ndarray, X: np.ndarray) -> tuple:
+    """A toy model's samples as a labelled network's (``label_metrics``' codes, H
+    and labels): each sample labelled by its most active true feature; samples with
+    no active feature left out."""
+    active = np.abs(X).max(axis=1, initial=0.0) > ACTIVE
+    return codes[active], H[active], np.argmax(np.abs(X[active]), axis=1)
 
 
 def _curves(curves: list[dict], known: np.ndarray | None) -> pd.DataFrame:

@@ -16,6 +16,18 @@ TRAINING_COLUMNS = (
     "trial", "step", "samples", "loss", "l0", "dead_fraction", "explained_variance",
     "mcc_matched",
 )  # fmt: skip
+# A real network's cells (no ground truth): every trial's units, latents and neurons
+# (metrics.units), and trial 0's samples that activate each unit most, with the
+# sample's label, its file's other columns as text and (digits) its image
+UNITS_FILE = "units.parquet"
+UNITS_COLUMNS = (
+    "trial", "kind", "unit", "fire_rate", "top_share", "label_entropy", "top_label",
+)  # fmt: skip
+UNIT_KINDS = ("latent", "neuron")  # kind: a learned latent, or the network's neuron
+EXAMPLES_FILE = "examples.parquet"
+EXAMPLES_COLUMNS = (
+    "trial", "kind", "unit", "rank", "row", "activation", "label", "text", "image",
+)  # fmt: skip
 STATUS_FILE = "status.json"
 ANALYSIS_DIR = "analysis"
 
@@ -74,6 +86,7 @@ NETWORK_COLUMNS = (
     "neuron_top_share",
     "neuron_label_entropy",
     "above_best_neuron",
+    "neuron_l0",
 )
 
 # The metrics a finished cell's line and a single run's table show, those it has.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sweep import CONF_DIR, OUTPUTS_DIR, budget, folders, schema
-from sweep.grid import PRESETS, Cell, expand_cells, options
+from sweep import CONF_DIR, OUTPUTS_DIR, budget, folders, pipeline, schema
+from sweep.grid import PRESETS, BadInput, Cell, expand_cells, options
 
 SHOWN = 20  # cells a dry run lists by name
 
@@ -53,7 +53,11 @@ def _presets() -> list[str]:
         text = (CONF_DIR / PRESETS / f"{name}.yaml").read_text().splitlines()
         about = next((t.lstrip("# ") for t in text[1:] if t.startswith("#")), "")
         about = re.split(r": |; | \(", about)[0]  # its first clause
-        cells = {c.fingerprint for c in expand_cells([f"{PRESETS}={name}"], True)}
+        try:
+            cells = {c.fingerprint for c in expand_cells([f"{PRESETS}={name}"], True)}
+        except BadInput as bad:  # a preset edited by hand: help still helps
+            lines.append(f"  {name:<19} {about} (broken: {bad.lines[0]})")
+            continue
         lines.append(f"  {name:<19} {about} ({len(cells)} cells)")
     return lines
 
@@ -75,8 +79,8 @@ def dry_run(argv: list[str], target: Path, todo: list[Cell], done: list[Cell]) -
     parallel = workers(_n_jobs(argv), len(todo)) if todo else 1
     trained, seconds = set(), 0.0
     for cell in todo:  # a costly model is built once, shared by its methods' cells
-        model = json.dumps({k: v for k, v in cell.flat.items()
-                            if not k.startswith("method")}, default=str)  # fmt: skip
+        keys = pipeline.model_keys(cell.flat) | {"seed": cell.flat["seed"]}
+        model = json.dumps(keys, sort_keys=True, default=str)
         seconds += budget.estimate_seconds(cell.flat, train=model not in trained)
         trained.add(model)
     seconds /= parallel

@@ -5,9 +5,12 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
+from sweep import pipeline
 from sweep.activations import MIN_ROWS, load, problems, split
 from sweep.command import validate_argv
+from sweep.grid import expand_cells
 from sweep.pipeline import run_cell
+from sweep.schema import EXAMPLES_FILE
 
 
 def rows(n=50, m=4, seed=0):
@@ -157,3 +160,27 @@ def test_a_cell_that_does_not_fit_its_file_is_refused_in_one_line(tmp_path):
                   f"model.path={tmp_path / 'gone.npy'}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2 and "gone.npy: no such file" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_files_other_columns_label_the_samples_that_activate_each_unit(tmp_path):
+    """examples.parquet of a user file: each unit's top held-out rows with the
+    file's label and its other columns as text (no image); n_train counts every
+    row not held out."""
+    H, labels = labelled()
+    frame = pd.DataFrame(H, columns=[f"n{i}" for i in range(H.shape[1])])
+    frame.insert(0, "labels", labels)
+    frame["token"] = [f"w{i}" for i in range(len(frame))]
+    path = tmp_path / "acts.parquet"
+    frame.to_parquet(path)
+    (cell,) = expand_cells(["model=activations", f"model.path={path}", "method=sae",
+                            "neurons=8", "n_features=12", "n_samples=100", "trials=1",
+                            "method.steps=300"], False)  # fmt: skip
+    assert cell.flat["n_train"] == len(frame) - 100
+    nets = pipeline.build_models(cell.flat)
+    _, tables = pipeline.run_trials(cell.flat, nets)
+    examples = tables[EXAMPLES_FILE]
+    neurons = examples[examples["kind"] == "neuron"]
+    row = neurons["row"].to_numpy()
+    assert (neurons["text"] == [f"token={t}" for t in nets[0].meta["token"][row]]).all()
+    assert (neurons["label"] == nets[0].labels[row].astype(str)).all()
+    assert examples["image"].isna().all() and "labels=" not in examples["text"].iloc[0]

@@ -344,3 +344,13 @@ def test_a_long_name_leads_with_the_method_and_model_keys():
     assert "neurons=128,sparsity=0.01,data." in cell.name and ",hash=" in cell.name
     (short,) = expand_cells(["k=3", "sparsity=null", "method=lasso"], multirun=False)
     assert short.name == "k=3,method=lasso,neurons=20,sparsity=null"  # sorted, whole
+
+
+def test_a_preset_that_sets_a_group_as_a_value_is_told_how_to_choose_it():
+    """`model: toy_relu` in a preset (not in its defaults list) is one clear line,
+    not a traceback; the group's settings as a mapping are read as usual."""
+    with pytest.raises(ValueError, match="model: 'toy_relu' stands where its settings"):
+        flatten({"model": "toy_relu", "method": {"name": "omp"}})
+    flat = flatten({"model": {"name": "toy_relu", "steps": 5},
+                           "method": {"name": "omp"}})  # fmt: skip
+    assert flat["model"] == "toy_relu" and flat["model.steps"] == 5

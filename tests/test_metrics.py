@@ -10,6 +10,8 @@ from sweep.metrics import (
     recovery_metrics,
     selectivity,
     support_metrics,
+    top_rows,
+    units,
 )
 from sweep.thresholds import ACTIVE
 
@@ -176,3 +178,24 @@ def test_label_metrics_set_latents_against_the_neurons():
     assert got["top_share"] == pytest.approx((1.0 + 0.75) / 2)
     assert got["above_best_neuron"] == 1
     assert got["label_entropy"] < got["neuron_label_entropy"]
+
+
+def test_units_and_their_top_rows_of_hand_made_codes():
+    """units: each unit's firing share, selectivity and top label (as text); top_rows:
+    its most active samples by |code|, largest first, -1 / NaN once it stops firing."""
+    labels = np.tile(["a", "b"], 10)  # 20 samples
+    codes = np.zeros((20, 3))
+    codes[labels == "b", 0] = np.arange(1, 11)  # unit 0: label b only, 1..10
+    codes[:, 1] = -0.5  # unit 1: everywhere, negative
+    codes[3, 2] = 2.0  # unit 2: once (too rare to judge)
+    table = units(codes, labels)
+    np.testing.assert_allclose(table["fire_rate"], [0.5, 1.0, 0.05])
+    assert table["top_share"][0] == 1.0 and table["top_share"][1] == 0.5
+    assert table["top_label"][0] == "b" and np.isnan(table["top_share"][2])
+    assert table["top_label"][2] is None
+    unlabelled = units(codes, None)
+    assert unlabelled["top_share"].isna().all() and unlabelled["fire_rate"][1] == 1.0
+    rows, values = top_rows(codes, 3)
+    assert rows[:, 0].tolist() == [19, 17, 15] and values[:, 0].tolist() == [10, 9, 8]
+    assert set(rows[:, 1]) <= set(range(20)) and (values[:, 1] == -0.5).all()
+    assert rows[:, 2].tolist() == [3, -1, -1] and np.isnan(values[1:, 2]).all()
