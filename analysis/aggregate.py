@@ -319,7 +319,8 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 # Keys whose default follows from other keys (n_train=auto: from the method and the
-# sparsity): an axis only where they take several values for one setting of the others.
+# sparsity; null for a real network): an axis only where they take several values for
+# one setting of the others.
 FOLLOWING = ("n_train",)
 
 

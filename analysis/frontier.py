@@ -324,7 +324,7 @@ def frontier_figure(results: pd.DataFrame, *, sweep: str = "") -> Figure:
     finish_rows(fig, axs, handles, log_x=log_x, empty="no cell with an l0" if not
                 shown else "", legend_title=", ".join(by) or None)  # fmt: skip
     style.suptitle(fig, _what(by, keys), (), sweep,
-                   _left_out(rows, keys, labels))  # fmt: skip
+                   left_out(rows, keys, labels))  # fmt: skip
     return fig
 
 
@@ -353,7 +353,7 @@ def _what(by: list[str], keys: list[str]) -> str:
     return what + (f"; a row per {', '.join(keys)}" if keys else "")
 
 
-def _left_out(rows: list, keys: list[str], labels: list[str]) -> str:
+def left_out(rows: list, keys: list[str], labels: list[str]) -> str:
     """What frontier.png leaves out: rows beyond MAX_ROWS, series beyond
     MAX_SERIES; empty if nothing."""
     notes = []
@@ -399,7 +399,7 @@ def frontier_caption(sweep: Sweep) -> str:
         text += f" {SEM_WORDS[0].upper()}{SEM_WORDS[1:]}."
     if keys:
         text += f" A row per {', '.join(keys)}."
-    if left := _left_out(rows, keys, labels):
+    if left := left_out(rows, keys, labels):
         text += f" Shown: {left}."
     return text
 
@@ -414,7 +414,7 @@ def frontier_of(sweep: Sweep) -> Figure:
     out are logged."""
     keys, _, rows = frontier_rows(sweep.results)
     labels = series_labels(rows)
-    if left := _left_out(rows, keys, labels):
+    if left := left_out(rows, keys, labels):
         log.info("%s shows %s", FILE, left)
     return frontier_figure(sweep.results, sweep=sweep.name)
 

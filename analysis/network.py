@@ -13,8 +13,8 @@ truth, so the learned latents are judged against the network's own neurons.
   unlabelled rows), each with the held-out samples that activate it most: the
   digit images, or a user file's labels and other columns.
 
-The cells are those of ``truth_cells`` false; the one cell per method is picked as
-for heatmaps.png (``one_per_method``). Each figure reads trial 0 of the cells'
+The cells are those of ``truth_cells`` false; the one cell per method is the middle
+cell of the swept grid (``one_per_method``). Each figure reads trial 0 of the cells'
 units.parquet and examples.parquet through ``sweep.folders``; a file that cannot be
 read costs its panel. ``*_figure`` are the builders (frames in, Figure out).
 """
@@ -39,16 +39,20 @@ from analysis.figures import Sweep, figure
 from analysis.frontier import (
     L0,
     MARKERS,
+    MAX_ROWS,
+    MAX_SERIES,
     SERIES_COLORS,
     TRUE_STYLE,
     draw_series,
     finish_rows,
     frontier_cells,
     frontier_rows,
+    left_out,
     log_scale,
     series_labels,
 )
 from sweep import folders
+from sweep.metrics import MIN_FIRES
 from sweep.schema import EXAMPLES_FILE, UNIT_KINDS, UNITS_FILE
 
 log = logging.getLogger(__name__)
@@ -59,8 +63,6 @@ TOP_INPUTS = "top_inputs_{method}.png"
 PANELS = ("explained_variance", "top_share")  # network_frontier.png: a panel each
 NEURON_L0, NEURON_SHARE = "neuron_l0", "neuron_top_share"
 N_UNITS = 6  # top_inputs: latents, and neurons, shown
-MAX_ROWS = 4  # network_frontier.png: rows of panels
-MAX_SERIES = 10
 PANEL_LABELS = {
     "explained_variance": "explained variance of H\n(higher is better)",
     "top_share": "top_share: mean share of a latent's\nactivation on its top label"
@@ -91,7 +93,8 @@ def frontier_figure(results: pd.DataFrame, *, sweep: str = "") -> Figure:
     cells = network_cells(results)
     keys, by, rows = frontier_rows(results, truth=False)
     shown = rows[:MAX_ROWS]
-    drawn = series_labels(rows)[:MAX_SERIES]
+    labels = series_labels(rows)
+    drawn = labels[:MAX_SERIES]
     fig = Figure(figsize=(4.6 * len(PANELS) + 1.2, 3.4 * max(1, len(shown)) + 1.6),
                  layout="constrained")  # fmt: skip
     axs = fig.subplots(max(1, len(shown)), len(PANELS), squeeze=False, sharex=True)
@@ -119,7 +122,7 @@ def frontier_figure(results: pd.DataFrame, *, sweep: str = "") -> Figure:
             f" sparsity (L0), a line per {', '.join(by) or 'method'} through its"
             " dictionary sizes")  # fmt: skip
     style.suptitle(fig, what + (f"; a row per {', '.join(keys)}" if keys else ""),
-                   (), sweep)  # fmt: skip
+                   (), sweep, left_out(rows, keys, labels))  # fmt: skip
     return fig
 
 
@@ -229,8 +232,8 @@ def selectivity_figure(cells: list[Units], *, sweep: str = "") -> Figure:
     style.outer_labels(axs)
     what = ("selectivity of learned latents against the network's neurons (top"
             " share: a unit's share of activation mass on its top label), trial 0")
-    style.suptitle(fig, what, ("method",), sweep,
-                   "units firing on fewer than 10 held-out samples are not judged")
+    style.suptitle(fig, what, ("method",), sweep, f"units firing on fewer than"
+                   f" {MIN_FIRES} held-out samples are not judged")  # fmt: skip
     return fig
 
 
@@ -244,7 +247,7 @@ def _labelled(sweep: Sweep) -> bool:
     caption="How selective the learned latents are, against the network's own"
     " neurons: each unit's top share (the share of its activation mass on its most"
     " frequent label; 1: one label only; higher is more selective), sorted, for one"
-    " cell per method (as heatmaps.png picks it), trial 0. Dotted: the most"
+    " cell per method (the middle cell of the swept grid), trial 0. Dotted: the most"
     " selective neuron; the panel title counts the latents above it.",
 )  # fmt: skip
 def selectivity_of(sweep: Sweep) -> Figure:
@@ -325,8 +328,8 @@ def _methods(sweep: Sweep) -> list[dict[str, str]]:
 
 @figure(
     TOP_INPUTS, when=_methods,
-    caption="What the units of method={method} respond to: for its cell (as"
-    " heatmaps.png picks it), the held-out samples that activate the most selective"
+    caption="What the units of method={method} respond to: for its cell (the middle"
+    " cell of the swept grid), the held-out samples that activate the most selective"
     " learned latents most (left), beside those of the most selective neurons"
     " (right); under each sample its label and activation (a user file: its label"
     " and other columns).",
@@ -376,7 +379,10 @@ def agreement(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _spearman(a: pd.Series, b: pd.Series) -> float:
-    """Spearman's rank correlation (ties: mean ranks); NaN if either is constant."""
-    if a.nunique() < 2 or b.nunique() < 2:
+    """Spearman's rank correlation (ties: mean ranks) over the pairs where both are
+    known; NaN for fewer than MIN_CELLS pairs or a constant side."""
+    known = a.notna() & b.notna()
+    a, b = a[known], b[known]
+    if len(a) < MIN_CELLS or a.nunique() < 2 or b.nunique() < 2:
         return float("nan")
     return float(a.rank().corr(b.rank()))

@@ -664,7 +664,8 @@ METRIC_WORDS = {  # the metrics in captions, in words (others: their name)
     "n_recovered": "features recovered by a learned atom (matched cosine >"
     f" {RECOVERED})",
     "top_share": "the latents' mean top-label share (their activation mass on their"
-    " most frequent label; a network's activations, no ground truth)",
+    " most frequent label: a network's labels, or on a toy model each sample's most"
+    " active true feature)",
     "above_best_neuron": "latents more selective (top-label share) than the most"
     " selective neuron",
 }

@@ -60,10 +60,11 @@ def run(sweep_dir: Path) -> Path:
     _write_table(sweep.capacity, out / CAPACITY_FILE)
     _write_table(cells, out / CELLS_FILE)
     _write_boundary(sweep.boundary, out / BOUNDARY_FILE)
-    _write_rows(agreement(sweep.results), out / TRUST_FILE)
+    trust = _agreement(sweep.results)
+    _write_rows(trust, out / TRUST_FILE)
     drawn = _write_figures(sweep, out)
     try:  # like a figure: a page that cannot be made costs only itself
-        text = report_page(sweep, cells, drawn)
+        text = report_page(sweep, cells, drawn, trust)
         folders.write_atomic(out / REPORT_FILE, lambda tmp: Path(tmp).write_text(text))
     except Exception:
         log.exception("could not write %s", out / REPORT_FILE)
@@ -82,6 +83,15 @@ def analysed(sweep_dir: Path, loaded: Loaded) -> figures.Sweep:
     return figures.Sweep(
         Path(sweep_dir), loaded.cells, axes, capacity, boundary, loaded.features
     )
+
+
+def _agreement(results: pd.DataFrame) -> pd.DataFrame:
+    """``network.agreement`` of the cells; no rows if it fails (logged)."""
+    try:
+        return agreement(results)
+    except Exception:
+        log.exception("could not rank the metrics without ground truth against mcc")
+        return pd.DataFrame()
 
 
 def _measure_boundary(trials: pd.DataFrame, axes: aggregate.PlotAxes) -> pd.DataFrame:
@@ -111,16 +121,18 @@ def _write_rows(frame: pd.DataFrame, path: Path) -> bool:
 
 
 def report_page(
-    sweep: figures.Sweep, cells: pd.DataFrame, drawn: list[figures.Planned]
-) -> str:
+    sweep: figures.Sweep, cells: pd.DataFrame, drawn: list[figures.Planned],
+    trust: pd.DataFrame | None = None,
+) -> str:  # fmt: skip
     """report.html: the command and grid, what the analysis found and left out,
-    every figure drawn with its caption, the best method per cell, the cells that
-    did not finish (``cells``: cells.csv)."""
+    every figure drawn with its caption, the best method per cell, a real network's
+    cells, the metrics without ground truth against mcc (``trust``: trust.csv), the
+    cells that did not finish (``cells``: cells.csv)."""
     command, grid = page.sweep_command(sweep.dir)
     out = sweep.dir / ANALYSIS_DIR
     best = page.best_methods(sweep.results, sweep.axes)
     network = page.network_cells(sweep.results)
-    trust = agreement(sweep.results)
+    trust = pd.DataFrame() if trust is None else trust
     tables = [
         *([html.Table("best", "Best method per cell", page.BEST_INTRO, best)]
           if network.empty or not best.empty else []),

@@ -114,6 +114,7 @@ def network(found: Activations, n_test: int, rng: np.random.Generator) -> Networ
     return Network(
         H_train=np.asarray(found.H[train], dtype=float),
         H=np.asarray(found.H[test], dtype=float),
+        rows=test,
         labels=None if labels is None else labels[test],
         meta={name: values[test] for name, values in found.meta.items()
               if name not in LABELS},

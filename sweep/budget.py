@@ -35,6 +35,7 @@ def estimate_bytes(flat: dict) -> float:
     what every trial keeps until the cell ends, plus the largest step on top of it.
     Terms count float64 entries; coefficients are measured (benchmarks/memory.py).
     """
+    flat = with_train_rows(flat)
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     test, train = flat["n_samples"], flat["n_train"]
     kept, work, aligning = _METHOD_WORK.get(flat["method"], _default)(flat)
@@ -58,6 +59,16 @@ def estimate_bytes(flat: dict) -> float:
     )
     arrays = max(F64 * (held + max(steps)), _training_bytes(flat))
     return PROCESS_BYTES + SLACK * arrays
+
+
+def with_train_rows(flat: dict) -> dict:
+    """The cell with n_train a number: a real network's (n_train null) the rows it
+    has not held out (``ModelTraits.rows``; unknown: 1,000)."""
+    if flat.get("n_train") is not None:
+        return flat
+    rows = MODELS.traits[flat["model"]].rows
+    found = rows(flat) if rows else None
+    return flat | {"n_train": max(found - flat["n_samples"], 0) if found else 1000}
 
 
 def _loading(flat: dict) -> float:
@@ -286,6 +297,7 @@ def estimate_seconds(flat: dict, *, train: bool = True) -> float:
     test samples, fitting a learned dictionary, training a toy model (``train``:
     False when another cell of the sweep trains the same model, or pushes the same
     directions apart, first)."""
+    flat = with_train_rows(flat)
     n, m, trials = flat["n_features"], flat["neurons"], flat["trials"]
     cost, power = PER_SAMPLE.get(flat["method"], (1e-4, 1.0))
     seconds = JOB_SECONDS + trials * flat["n_samples"] * cost * (n / 100) ** power

@@ -58,16 +58,12 @@ def flatten(cfg: DictConfig | dict) -> dict[str, Any]:
         keys = [key for key in cfg if key != "hydra"]
         cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     flat = {key: cfg[key] for key in TOP_LEVEL if key in cfg}
-    section = cfg.get(data.SECTION) or {}
+    section = _section(cfg, data.SECTION, "set its keys as data.KEY=VALUE")
     flat.update({f"{data.SECTION}.{key}": section[key] for key in sorted(section)})
     for group in GROUPS:
-        if not isinstance(cfg.get(group) or {}, dict):  # a preset's `model: toy_relu`
-            raise ValueError(
-                f"{group}: {cfg[group]!r} stands where its settings belong; choose a"
-                f" {group} with {group}=NAME on the command line, or in a preset under"
-                f" hydra.sweeper.params ({group}: NAME)"
-            )
-        params = dict(cfg.get(group) or {})
+        params = _section(cfg, group, f"choose a {group} with {group}=NAME on the"
+                          f" command line, or in a preset under hydra.sweeper.params"
+                          f" ({group}: NAME)")  # fmt: skip
         flat[group] = params.pop("name", None)
         flat.update({f"{group}.{p}": v for p, v in sorted(params.items())})
     extra = set(cfg) - set(TOP_LEVEL) - set(GROUPS) - set(RUN_KEYS)
@@ -102,16 +98,24 @@ MIN_TRAIN = 1000  # n_train=auto: at least this many rows (the key's first defau
 TRAIN_PER_FIRING = 100  # ... and enough that a feature fires ~100 times in them
 
 
-def auto_n_train(flat: dict[str, Any]) -> int:
+def _section(cfg: dict, name: str, how: str) -> dict:
+    """The settings of a section or group (none: {}); ValueError saying ``how`` to
+    set it when a value stands there instead (a preset's ``model: toy_relu``)."""
+    found = cfg.get(name) or {}
+    if not isinstance(found, dict):
+        raise ValueError(f"{name}: {found!r} stands where its settings belong; {how}")
+    return dict(found)
+
+
+def auto_n_train(flat: dict[str, Any]) -> int | None:
     """n_train=auto: for a method that learns from the fixed training rows, enough rows
     for each feature to fire ~TRAIN_PER_FIRING times at the mean rate (sparsity, or
     k / n_features), at least MIN_TRAIN; MIN_TRAIN for the others (unused by them:
     the methods given a dictionary, an SAE trained on fresh samples, and a real
-    network, which trains them on all its rows not held out: that number, where
-    known)."""
+    network, which brings its own training rows: None, as it trains them on all its
+    rows not held out; the metric ``train_rows`` says how many)."""
     if network(flat):
-        rows = MODELS.traits[flat["model"]].rows(flat)
-        return rows - flat["n_samples"] if rows else MIN_TRAIN
+        return None
     learns = flat.get("method") in METHODS.having(uses=ACTIVATIONS)
     if not learns or flat.get("method.train_samples") is not None:
         return MIN_TRAIN
@@ -123,7 +127,8 @@ def auto_n_train(flat: dict[str, Any]) -> int:
 def normalise(flat: dict[str, Any]) -> dict[str, Any]:
     """The cell as computed: an integer given for a float key becomes a float,
     n_train=auto its number (``auto_n_train``), and for a real network's
-    activations (no features drawn) sparsity and k null.
+    activations (no features drawn, its own training rows) sparsity, k and n_train
+    null.
 
     ``sparsity=1`` and ``sparsity=1.0`` are one cell: one data stream, one hash.
     """

@@ -13,6 +13,8 @@ import numpy as np
 
 N_DIGITS = 1797  # scikit-learn's digits: 8x8 images of 10 classes
 N_CLASSES = 10  # a stratified split holds out at least one digit of each, and keeps one
+# what the network is: changing one of these (or the training below) changes the
+# networks cached in sweep folders, so it bumps job.TRAINING_VERSION
 MAX_ITER = 500  # Adam epochs (scikit-learn's MLPClassifier)
 PIXELS = 16.0  # the images' largest value: inputs are scaled to [0, 1]
 
@@ -20,13 +22,15 @@ PIXELS = 16.0  # the images' largest value: inputs are scaled to [0, 1]
 @dataclass
 class Network:
     """A real network's activations: its training rows and held-out (test) rows
-    (n, neurons), the held-out rows' labels (n,; None: unlabelled), images (the
-    digits' (n, 8, 8); None for others) and other columns (a user file's metadata:
-    name -> (n,)), and the network's held-out accuracy (NaN: not a classifier we
-    know)."""
+    (n, neurons), the held-out rows' places among the network's inputs (n,: a
+    user file's rows; the digits' indices), labels (n,; None: unlabelled), images
+    (the digits' (n, 8, 8); None for others) and other columns (a user file's
+    metadata: name -> (n,); not kept in the sweep's model cache), and the network's
+    held-out accuracy (NaN: not a classifier we know)."""
 
     H_train: np.ndarray
     H: np.ndarray
+    rows: np.ndarray
     labels: np.ndarray | None = None
     images: np.ndarray | None = None
     accuracy: float = float("nan")
@@ -60,7 +64,7 @@ def digits_mlp(neurons: int, n_test: int, rng: np.random.Generator) -> Network:
         return np.maximum(X[rows] @ clf.coefs_[0] + clf.intercepts_[0], 0.0)
 
     return Network(
-        H_train=hidden(train), H=hidden(test), labels=y[test],
+        H_train=hidden(train), H=hidden(test), rows=test, labels=y[test],
         images=digits.images[test], accuracy=float(clf.score(X[test], y[test])),
         converged=converged,
     )  # fmt: skip

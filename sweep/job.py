@@ -33,7 +33,9 @@ from sweep.models import Model
 
 log = logging.getLogger(__name__)
 
-TRAINING_VERSION = 3  # part of a cached model's key: bump when training code changes
+# part of a cached model's key: bump when a cached model's code changes (toy
+# training, sweep/models.py; the digits network, sweep/digits.py)
+TRAINING_VERSION = 3
 
 
 def run(
@@ -179,7 +181,7 @@ def build_models(flat: dict, cache_dir: Path | None = None) -> list[Model]:
 def _stored(model: Model | Network) -> tuple[dict, dict]:
     """A model's arrays and info as the cache keeps them."""
     if isinstance(model, Network):
-        arrays = {"H_train": model.H_train, "H": model.H}
+        arrays = {"H_train": model.H_train, "H": model.H, "rows": model.rows}
         arrays |= {name: value for name in ("labels", "images")
                    if (value := getattr(model, name)) is not None}  # fmt: skip
         return arrays, {"accuracy": model.accuracy, "converged": model.converged}

@@ -154,6 +154,7 @@ def run_network(
                             "network_converged": float(net.converged)}  # fmt: skip
         row |= code_metrics(found.codes, H=net.H, H_hat=H_hat)
         row["neuron_l0"] = code_metrics(net.H, H=net.H, H_hat=net.H)["l0"]
+        row["train_rows"] = len(net.H_train)
         kinds = dict(zip(schema.UNIT_KINDS, (found.codes, net.H), strict=True))
         unit_rows += [units(codes, net.labels).assign(trial=trial, kind=kind)
                       for kind, codes in kinds.items()]  # fmt: skip
@@ -177,20 +178,22 @@ def run_network(
 
 def _examples(kinds: dict[str, np.ndarray], net: Network) -> pd.DataFrame:
     """examples.parquet: per kind of unit and unit, its TOP_EXAMPLES test samples of
-    largest |activation| (firing ones only), each with its label, its other
-    columns as "name=value; ..." and its image (flattened row by row), where the
-    network has them."""
-    frames = []
+    largest |activation| (firing ones only), each with its row in the network's
+    inputs (the user's file; scikit-learn's digits), its label, its other columns
+    as "name=value; ..." and its image (flattened row by row), where the network
+    has them."""
+    frames, held_out = [], []
     for kind, codes in kinds.items():
         rows, values = top_rows(codes, TOP_EXAMPLES)
         rank, unit = np.indices(rows.shape)
         firing = rows >= 0
+        held_out.append(rows[firing])
         frames.append(pd.DataFrame({
             "trial": 0, "kind": kind, "unit": unit[firing], "rank": rank[firing],
-            "row": rows[firing], "activation": values[firing],
+            "row": net.rows[rows[firing]], "activation": values[firing],
         }))  # fmt: skip
     frame = pd.concat(frames, ignore_index=True)
-    row = frame["row"].to_numpy()
+    row = np.concatenate(held_out)  # positions among the held-out rows
     frame["label"] = (None if net.labels is None else
                       pd.Series(net.labels[row]).astype(str).to_numpy())  # fmt: skip
     frame["text"] = ["; ".join(f"{name}={values[r]}" for name, values in

@@ -87,6 +87,7 @@ NETWORK_COLUMNS = (
     "neuron_label_entropy",
     "above_best_neuron",
     "neuron_l0",
+    "train_rows",
 )
 
 # The metrics a finished cell's line and a single run's table show, those it has.

@@ -163,9 +163,9 @@ def test_a_cell_that_does_not_fit_its_file_is_refused_in_one_line(tmp_path):
 
 
 def test_a_files_other_columns_label_the_samples_that_activate_each_unit(tmp_path):
-    """examples.parquet of a user file: each unit's top held-out rows with the
-    file's label and its other columns as text (no image); n_train counts every
-    row not held out."""
+    """examples.parquet of a user file: each unit's top held-out rows (the file's
+    own row numbers) with the file's label and its other columns as text (no
+    image); train_rows counts every row not held out."""
     H, labels = labelled()
     frame = pd.DataFrame(H, columns=[f"n{i}" for i in range(H.shape[1])])
     frame.insert(0, "labels", labels)
@@ -175,12 +175,14 @@ def test_a_files_other_columns_label_the_samples_that_activate_each_unit(tmp_pat
     (cell,) = expand_cells(["model=activations", f"model.path={path}", "method=sae",
                             "neurons=8", "n_features=12", "n_samples=100", "trials=1",
                             "method.steps=300"], False)  # fmt: skip
-    assert cell.flat["n_train"] == len(frame) - 100
     nets = pipeline.build_models(cell.flat)
-    _, tables = pipeline.run_trials(cell.flat, nets)
+    metrics, tables = pipeline.run_trials(cell.flat, nets)
+    assert metrics[0]["train_rows"] == len(frame) - 100
     examples = tables[EXAMPLES_FILE]
     neurons = examples[examples["kind"] == "neuron"]
-    row = neurons["row"].to_numpy()
-    assert (neurons["text"] == [f"token={t}" for t in nets[0].meta["token"][row]]).all()
-    assert (neurons["label"] == nets[0].labels[row].astype(str)).all()
+    row = neurons["row"].to_numpy()  # the file's own rows
+    assert (neurons["text"] == [f"token=w{r}" for r in row]).all()
+    assert (neurons["label"] == frame["labels"].to_numpy()[row].astype(str)).all()
+    np.testing.assert_allclose(neurons["activation"],
+                               H[row, neurons["unit"].to_numpy()])  # fmt: skip
     assert examples["image"].isna().all() and "labels=" not in examples["text"].iloc[0]

@@ -351,6 +351,8 @@ def test_a_preset_that_sets_a_group_as_a_value_is_told_how_to_choose_it():
     not a traceback; the group's settings as a mapping are read as usual."""
     with pytest.raises(ValueError, match="model: 'toy_relu' stands where its settings"):
         flatten({"model": "toy_relu", "method": {"name": "omp"}})
+    with pytest.raises(ValueError, match="data: 'zipf' stands where its settings"):
+        flatten({"data": "zipf", "method": {"name": "omp"}})
     flat = flatten({"model": {"name": "toy_relu", "steps": 5},
                            "method": {"name": "omp"}})  # fmt: skip
     assert flat["model"] == "toy_relu" and flat["model.steps"] == 5

@@ -2,8 +2,9 @@
 
 import numpy as np
 from conftest import run_cli
+from sklearn.datasets import load_digits
 
-from sweep import digits, job, pipeline
+from sweep import budget, digits, job, pipeline
 from sweep.command import validate_argv
 from sweep.digits import N_DIGITS, digits_mlp
 from sweep.grid import expand_cells
@@ -59,8 +60,13 @@ def test_a_network_takes_no_sparsity_and_only_learned_methods():
 def test_n_samples_digits_are_held_out_and_the_rest_train():
     """n_samples is the number of held-out digits (as for a user's file), n_train
     the rest; a split that would leave a class out of either side is refused."""
-    (cell,) = expand_cells(["model=digits_mlp", "method=sae", "n_samples=500"], False)
-    assert cell.flat["n_train"] == N_DIGITS - 500
+    (cell,) = expand_cells(["model=digits_mlp", "method=sae", "n_samples=500",
+                            "neurons=8", "trials=1", "method.steps=10"], False)
+    assert cell.flat["n_train"] is None  # not a key of the cell: its rows decide
+    nets = pipeline.build_models(cell.flat)
+    metrics, _ = pipeline.run_trials(cell.flat, nets)
+    assert metrics[0]["train_rows"] == N_DIGITS - 500 and len(nets[0].H) == 500
+    assert budget.with_train_rows(cell.flat)["n_train"] == N_DIGITS - 500
     for n in (9, N_DIGITS - 9):
         errors = validate_argv(["model=digits_mlp", "method=sae", f"n_samples={n}"])
         assert len(errors) == 1 and f"n_samples={n} (model=digits_mlp)" in errors[0]
@@ -86,6 +92,7 @@ def test_a_network_is_trained_once_per_neurons_and_trial(tmp_path, monkeypatch):
     for a, b in zip(first, again, strict=True):
         assert np.array_equal(a.H, b.H) and np.array_equal(a.H_train, b.H_train)
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.images, b.images)
+        assert np.array_equal(a.rows, b.rows)
         assert a.accuracy == b.accuracy and a.converged == b.converged
     assert not np.array_equal(first[0].H, first[1].H)  # trials differ
 
@@ -105,12 +112,14 @@ def test_a_digits_cell_keeps_its_units_and_the_digits_that_activate_them():
     for (kind, unit), rows in examples.groupby(["kind", "unit"]):
         acts = rows.sort_values("rank")["activation"].to_numpy()
         assert (np.diff(acts) <= 1e-12).all() and len(acts) <= pipeline.TOP_EXAMPLES
-        row = rows["row"].to_numpy()
+        row = rows["row"].to_numpy()  # the digit's index in scikit-learn's set
+        where = {r: i for i, r in enumerate(net.rows)}
+        place = np.array([where[r] for r in row])  # among the held-out digits
         if kind == "neuron":
-            np.testing.assert_allclose(rows["activation"], net.H[row, unit])
-        assert (rows["label"] == net.labels[row].astype(str)).all()
+            np.testing.assert_allclose(rows["activation"], net.H[place, unit])
+        assert (rows["label"] == net.labels[place].astype(str)).all()
         images = np.stack(rows["image"].to_list()).reshape(-1, 8, 8)
-        np.testing.assert_array_equal(images, net.images[row])
+        np.testing.assert_array_equal(images, load_digits().images[row])
 
 
 def test_a_digits_sweep_is_analysed_without_ground_truth(tmp_path):

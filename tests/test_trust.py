@@ -13,16 +13,19 @@ from sweep.grid import expand_cells
 def test_agreement_is_the_signed_rank_correlation_per_setting():
     """Per setting of the data keys: +1 for a metric ranking the cells as mcc,
     label_entropy counted the other way round (lower is more selective), -1 for the
-    reverse ranking; a setting with fewer than MIN_CELLS learned cells is left out."""
+    reverse ranking; a setting with fewer than MIN_CELLS learned cells is left out,
+    a metric known in fewer of them is NaN."""
     mcc = [0.2, 0.4, 0.6, 0.8]
     rows = [{"model": "toy_relu", "sparsity": p, "method": "sae", "n_train": i,
              "l0": 1.0, "mcc": m, "top_share": m, "label_entropy": 1 - m,
              "explained_variance": 1 - m, "above_best_neuron": 3}
             for p in (0.05, 0.1) for i, m in enumerate(mcc)]  # fmt: skip
     rows += [{**rows[0], "sparsity": 0.2}] * (MIN_CELLS - 1)
+    rows[4] = {**rows[4], "label_entropy": np.nan}  # 3 pairs at 0.1: too few
     found = agreement(pd.DataFrame(rows))
     assert found["sparsity"].tolist() == [0.05, 0.1] and (found["cells"] == 4).all()
-    assert (found["top_share"] == 1).all() and (found["label_entropy"] == 1).all()
+    assert (found["top_share"] == 1).all() and found["label_entropy"][0] == 1
+    assert np.isnan(found["label_entropy"][1])
     assert (found["explained_variance"] == -1).all()
     assert found["above_best_neuron"].isna().all()  # constant: no ranking at all
     networks = pd.DataFrame(rows).assign(model="digits_mlp")  # no truth: none
