@@ -119,8 +119,7 @@ def _hydra(argv: list[str]) -> None:
 
 
 def _bad_input(lines: list[str]) -> int:
-    sys.stderr.write("error: bad input, nothing ran:\n")
-    sys.stderr.writelines(f"  {line}\n" for line in lines)
+    sys.stderr.write(usage.bad_input(lines))
     return 2
 
 

@@ -34,6 +34,7 @@ from sweep.grid import (
     quoted,
     unique,
 )
+from sweep.slurm import MIN_TIMEOUT_MIN
 
 
 def read_argv(argv: list[str]) -> argparse.Namespace | None:
@@ -272,6 +273,12 @@ def _check_hydra(parsed: list[Override]) -> DictConfig:
             errors += _check_dir(key, value)
         elif key == "hydra.launcher.n_jobs":
             errors += _check_n_jobs(value)
+        elif key == "hydra.launcher.timeout_min" and checks.integer(MIN_TIMEOUT_MIN)(
+            value
+        ):
+            errors.append(f"{o.input_line}: allowed is a whole number of minutes >="
+                          f" {MIN_TIMEOUT_MIN} (SLURM counts whole minutes; a cell"
+                          " gets all of them)")  # fmt: skip
         elif key == "hydra.sweeper.max_batch_size" and checks.optional(
             checks.integer(1)
         )(value):

@@ -107,7 +107,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) ->
     progress = Progress(len(jobs))
     if n_workers == 1 and launcher.n_jobs == 1:  # joblib's meaning: in this process
         for one in jobs:
-            ret = _result(launcher, one, partial(execute, one, *context))
+            ret = outcome(launcher, one, partial(execute, one, *context))
             results[one.idx] = progress.finished(one, ret)
         return [results[j.idx] for j in jobs]
     queue = deque(jobs)
@@ -123,9 +123,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) ->
                 if alone
                 else ([one], why)
             )
-            if again:  # _failed keeps a cell that finished before its worker died
+            if again:  # failed() keeps a cell that finished before its worker died
                 why_alone = f"the worker died: {why_alone}"
-                ret = _failed(launcher, one, why_alone)
+                ret = failed(launcher, one, why_alone)
                 results[one.idx] = progress.finished(one, ret)
     return [results[j.idx] for j in jobs]
 
@@ -165,7 +165,7 @@ def _run(
                     broken.append(one)
                     why = died(error)
                 else:
-                    ret = _result(launcher, one, future.result)
+                    ret = outcome(launcher, one, future.result)
                     results[one.idx] = progress.finished(one, ret)
         broken += running.values()  # failed with the pool, not yet collected
     finally:
@@ -173,17 +173,17 @@ def _run(
     return sorted(broken, key=lambda j: j.idx), why
 
 
-def _result(launcher, one: Job, get) -> JobReturn:
+def outcome(launcher, one: Job, get) -> JobReturn:
     """The job's return, or its failure recorded in its cell if it raised (outside
     the cell's own try: Hydra's I/O) or its task did."""
     try:
         ret = get()
     except Exception as err:
-        return _failed(launcher, one, _line(err), traceback.format_exc())
+        return failed(launcher, one, _line(err), traceback.format_exc())
     if ret.status is JobStatus.FAILED:
         err = ret._return_value
         trace = "".join(traceback.format_exception(err))
-        return _failed(launcher, one, _line(err), trace)
+        return failed(launcher, one, _line(err), trace)
     return ret
 
 
@@ -204,7 +204,7 @@ def died(err: BaseException) -> str:
     return f"its process was killed by {name}{cause}"
 
 
-def _failed(launcher, one: Job, error: str, trace: str | None = None) -> JobReturn:
+def failed(launcher, one: Job, error: str, trace: str | None = None) -> JobReturn:
     """Record in its folder that a cell could not run (unless it finished before its
     worker died: then it is kept); its ``JobReturn``."""
     from sweep import job  # the only module that writes results

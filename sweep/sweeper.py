@@ -3,13 +3,12 @@ record every cell asked for, and launch the rest, each in the folder its
 configuration names (``hydra.sweep.subdir`` set per job)."""
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from sweep import config, folders, grid
+from sweep import config, folders, grid, usage
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +19,7 @@ def sweep(sweeper: Any, arguments: list[str]) -> list:
     cells = grid.expand_cells(arguments, multirun=True)  # the preset's grid, then these
     plan = grid.plan(cells, sweep_dir)
     if plan.errors:  # validated before; changed by hand since
-        sys.stderr.write("error: bad input, nothing ran:\n")
-        sys.stderr.writelines(f"  {line}\n" for line in plan.errors)
-        raise SystemExit(2)
+        usage.refuse(plan.errors)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
     folders.record_grid(sweep_dir, list(plan.folders.values()))

@@ -5,7 +5,9 @@ takes), how to resume a sweep, and one line when it is interrupted."""
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import OmegaConf
 
@@ -140,3 +142,15 @@ def run_table(target: Path) -> str:
     table = rows.set_index("trial")[shown]
     table.loc["mean"] = table.mean()
     return f"results in {target}:\n{table.to_string(float_format='{:.4g}'.format)}\n"
+
+
+def bad_input(lines: list[str]) -> str:
+    """The message of bad input: nothing ran, one line per problem."""
+    return "error: bad input, nothing ran:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def refuse(lines: list[str]) -> NoReturn:
+    """Bad input found once the sweep has started (inside Hydra): its message, and
+    exit 2, through Hydra (SystemExit is not an error it reports)."""
+    sys.stderr.write(bad_input(lines))
+    raise SystemExit(2)

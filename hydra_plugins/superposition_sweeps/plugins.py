@@ -1,7 +1,8 @@
 """The sweeper and the launcher of ``python -m sweep``: thin Hydra classes, the work is
 in ``sweep.sweeper`` and ``sweep.pool``.
 
-Selected in ``conf/config.yaml`` (``hydra/sweeper: cells``, ``hydra/launcher: pool``).
+Selected in ``conf/config.yaml`` (``hydra/sweeper: cells``, ``hydra/launcher: pool``);
+``hydra/launcher=slurm`` selects ``SlurmCellLauncher`` (its yaml in conf/hydra/).
 """
 
 from collections.abc import Sequence
@@ -46,3 +47,28 @@ class PoolLauncher(Launcher):
         from sweep import pool
 
         return pool.launch(self, job_overrides, initial_job_idx)
+
+
+def _submitit_slurm() -> type:
+    """hydra-submitit-launcher's SLURM launcher (the extra [slurm]), or a stand-in
+    that says how to install it."""
+    try:
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+            SlurmLauncher,
+        )
+    except ImportError:  # pragma: no cover - the extra is not installed
+        return Launcher
+    return SlurmLauncher
+
+
+class SlurmCellLauncher(_submitit_slurm()):
+    """hydra-submitit-launcher's SLURM launcher, cells as a job array; what SLURM
+    does to a task (cancel, time, memory, refusal) becomes its cell's result
+    (``sweep.slurm``)."""
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from sweep import slurm
+
+        return slurm.launch(self, job_overrides, initial_job_idx)
