@@ -242,6 +242,18 @@ def test_what_slurm_did_to_a_task_is_the_cells_error():
     assert "12_4: UNKNOWN" in slurm.ended_error(lost)
 
 
+def test_a_task_out_of_the_queue_without_a_result_has_ended():
+    """Without accounting a cancelled task writes no result and sacct says nothing:
+    out of squeue for LOST_S it has ended (a result file may lag that long)."""
+    task = SimpleNamespace(job_id="7_1", done=lambda: False)
+    now = time.monotonic()
+    assert not slurm._ended(task, {"7_1"}, now - 100)  # still queued
+    assert not slurm._ended(task, set(), now)  # just left: its result may come
+    assert slurm._ended(task, set(), now - slurm.LOST_S - 1)
+    assert not slurm._ended(task, None, now - 100)  # squeue failed: sacct decides
+    assert slurm._ended(SimpleNamespace(job_id="7_1", done=lambda: True), None, now)
+
+
 def test_sbatchs_reason_is_taken_from_its_error_lines():
     err = RuntimeError("Could not submit\nsbatch: error: Memory specification can not"
                        " be satisfied\nsbatch: error: Batch job submission failed: X")
