@@ -308,7 +308,7 @@ def test_n_train_auto_gives_a_learned_method_rows_enough_and_keeps_old_cells():
 
 def test_slurm_launcher_config_has_the_cluster_keys():
     launcher = _compose("hydra/launcher=slurm").hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_.endswith("SlurmCellLauncher")
     assert {"partition", "timeout_min", "cpus_per_task", "mem_gb"} <= set(launcher)
     assert launcher.array_parallelism == 64 and launcher.cpus_per_task == 1
     assert (

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -61,8 +60,8 @@ def _metrics(sweep_dir) -> pd.DataFrame:
 
 
 def _arrays(log: str) -> list[str]:
-    (line,) = [x for x in log.splitlines() if "submitted as SLURM job array" in x]
-    return line.rsplit("job array ", 1)[1].split(", ")
+    (line,) = [x for x in log.splitlines() if "submitted to SLURM as job array" in x]
+    return line.rsplit("as job array ", 1)[1].split(", ")
 
 
 def _queued(arrays: list[str]) -> set[str]:
@@ -135,7 +134,7 @@ def _submitted(proc: subprocess.Popen) -> tuple[list[str], list[str]]:
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if "submitted as SLURM job array" in line:
+        if "submitted to SLURM as job array" in line:
             return _arrays(line), lines
     raise AssertionError("".join(lines)[-3000:])
 
@@ -214,10 +213,21 @@ def test_a_request_the_cluster_cannot_satisfy_is_bad_input(tmp_path, cluster):
 
 
 def test_a_cell_is_promised_timeout_min_and_slurm_waits_longer():
+    """The cell's own limit is timeout_min (or a smaller cell_timeout_s); SLURM is
+    asked for MARGIN_MIN more; a task ignores SLURM's warning signal (submitit's
+    handler would end the cell early), and too small a timeout is bad input."""
     assert slurm.cell_seconds(30, None) == 1800 and slurm.cell_seconds(30, 60) == 60
     asked = slurm.sbatch_params({"timeout_min": 30, "signal_delay_s": 120, "x": 1})
     assert asked["timeout_min"] == 30 + slurm.MARGIN_MIN and asked["x"] == 1
-    assert slurm.SIGNAL_S < 60 * slurm.MARGIN_MIN  # the warning: after the cell's end
+    usr2 = slurm.submitit_signal()
+    previous = signal.getsignal(usr2)
+    try:
+        signal.signal(usr2, lambda *_: pytest.fail("submitit's handler ran"))
+        slurm.in_task()
+        assert signal.getsignal(usr2) is signal.SIG_IGN
+        os.kill(os.getpid(), usr2)  # ignored: nothing happens
+    finally:
+        signal.signal(usr2, previous)
     for bad in ("0", "0.5", "-1", "ten"):
         errors = validate_argv(["hydra/launcher=slurm",
                                 f"hydra.launcher.timeout_min={bad}"])  # fmt: skip
@@ -226,32 +236,32 @@ def test_a_cell_is_promised_timeout_min_and_slurm_waits_longer():
 
 
 def test_what_slurm_did_to_a_task_is_the_cells_error():
-    def task(state):
-        return SimpleNamespace(job_id="12_3", get_info=lambda mode: {"State": state})
-
-    assert slurm.ended_error(task("CANCELLED by 0")).startswith("cancelled by SLURM")
-    assert "12_3: CANCELLED by 0" in slurm.ended_error(task("CANCELLED by 0"))
-    assert "out of memory" in slurm.ended_error(task("OUT_OF_MEMORY"))
-    assert "time limit" in slurm.ended_error(task("TIMEOUT"))
-    assert "did not say why" in slurm.ended_error(task(""))
-
-    def broken(mode):
-        raise RuntimeError("sacct: accounting storage is disabled")
-
-    lost = SimpleNamespace(job_id="12_4", get_info=broken)
-    assert "12_4: UNKNOWN" in slurm.ended_error(lost)
+    said = slurm.ended_error("12_3", "CANCELLED by 0")
+    assert said == "cancelled by SLURM (SLURM job 12_3: CANCELLED by 0)"
+    assert "out of memory" in slurm.ended_error("1_0", "OUT_OF_MEMORY")
+    assert "time limit" in slurm.ended_error("1_0", "TIMEOUT")
+    assert "installed on the node" in slurm.ended_error("1_0", "FAILED")
+    assert "did not say why" in slurm.ended_error("1_0", "UNKNOWN")
 
 
 def test_a_task_out_of_the_queue_without_a_result_has_ended():
-    """Without accounting a cancelled task writes no result and sacct says nothing:
-    out of squeue for LOST_S it has ended (a result file may lag that long)."""
-    task = SimpleNamespace(job_id="7_1", done=lambda: False)
+    """Out of squeue without a result: ended LOST_S later if SLURM says it failed
+    (the result file may lag a little), RESULT_WAIT_S later if SLURM says it
+    completed, or says nothing (no accounting; a shared file system may lag)."""
     now = time.monotonic()
-    assert not slurm._ended(task, {"7_1"}, now - 100)  # still queued
-    assert not slurm._ended(task, set(), now)  # just left: its result may come
-    assert slurm._ended(task, set(), now - slurm.LOST_S - 1)
-    assert not slurm._ended(task, None, now - 100)  # squeue failed: sacct decides
-    assert slurm._ended(SimpleNamespace(job_id="7_1", done=lambda: True), None, now)
+    assert not slurm._ended("CANCELLED by 0", now)
+    assert slurm._ended("CANCELLED by 0", now - slurm.LOST_S - 1)
+    assert not slurm._ended("UNKNOWN", now - slurm.LOST_S - 1)
+    assert not slurm._ended("COMPLETED", now - slurm.LOST_S - 1)
+    assert slurm._ended("UNKNOWN", now - slurm.RESULT_WAIT_S - 1)
+
+
+def test_each_launch_keeps_its_tasks_files_apart():
+    """A resumed sweep on a cluster that reuses job ids never reads an earlier
+    launch's result file as its task's."""
+    folder = slurm.launch_folder("/s/.submitit/%j")
+    assert folder.startswith("/s/.submitit/") and folder.endswith("/%j")
+    assert folder.count("/") == 4 and str(os.getpid()) in folder
 
 
 def test_sbatchs_reason_is_taken_from_its_error_lines():

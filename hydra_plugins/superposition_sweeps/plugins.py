@@ -50,8 +50,8 @@ class PoolLauncher(Launcher):
 
 
 def _submitit_slurm() -> type:
-    """hydra-submitit-launcher's SLURM launcher (the extra [slurm]), or a stand-in
-    that says how to install it."""
+    """hydra-submitit-launcher's SLURM launcher (the extra [slurm]); without it a
+    plain Launcher, so that this module imports (Hydra lists every plugin)."""
     try:
         from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
             SlurmLauncher,
@@ -72,3 +72,10 @@ class SlurmCellLauncher(_submitit_slurm()):
         from sweep import slurm
 
         return slurm.launch(self, job_overrides, initial_job_idx)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """One cell in its SLURM task (``sweep.slurm.in_task`` first)."""
+        from sweep import slurm
+
+        slurm.in_task()
+        return super().__call__(*args, **kwargs)
