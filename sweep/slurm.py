@@ -40,7 +40,6 @@ from sweep import pool, usage
 log = logging.getLogger(__name__)
 
 MARGIN_MIN = 2  # SLURM's time limit: this many minutes past timeout_min
-SIGNAL_S = 30  # submitit's warning signal before SLURM's limit (the task ignores it)
 MIN_TIMEOUT_MIN = 1  # SLURM counts whole minutes
 POLL_S = 2.0  # how often the queue is read while cells run
 LOST_S = 10.0  # out of the queue this long without a result, SLURM saying it failed
@@ -122,11 +121,9 @@ def cell_seconds(timeout_min: float, cell_timeout_s: float | None) -> float:
 
 def sbatch_params(params: dict) -> dict:
     """The launcher's keys as submitit takes them, with the time SLURM is asked for:
-    ``timeout_min`` + MARGIN_MIN, its warning SIGNAL_S before the end."""
-    params = dict(params)
-    params["timeout_min"] = int(params["timeout_min"]) + MARGIN_MIN
-    params["signal_delay_s"] = SIGNAL_S
-    return params
+    ``timeout_min`` + MARGIN_MIN (its warning signal before the end is ignored:
+    ``in_task``)."""
+    return dict(params) | {"timeout_min": int(params["timeout_min"]) + MARGIN_MIN}
 
 
 def _submit(launcher: Any, args: list) -> tuple[list, str]:
