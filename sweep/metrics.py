@@ -317,14 +317,19 @@ def label_metrics(codes: np.ndarray, H: np.ndarray, labels: np.ndarray) -> dict:
     ``neuron_top_share`` and ``neuron_label_entropy``, the same of the neurons (H
     as codes); ``above_best_neuron``, the number of latents whose top share exceeds
     the most selective neuron's."""
-    share, entropy = selectivity(codes, labels)
-    neuron_share, neuron_entropy = selectivity(H, labels)
+    return unit_summary(units(codes, labels), units(H, labels))
+
+
+def unit_summary(latents: pd.DataFrame, neurons: pd.DataFrame) -> dict:
+    """``label_metrics`` from the ``units`` tables of the latents and the neurons."""
+    share, entropy = latents["top_share"].to_numpy(), latents["label_entropy"]
+    neuron_share = neurons["top_share"].to_numpy()
     best = np.nanmax(neuron_share) if np.isfinite(neuron_share).any() else np.inf
     return {
         "top_share": _mean(share[np.isfinite(share)]),
-        "label_entropy": _mean(entropy[np.isfinite(entropy)]),
+        "label_entropy": _mean(entropy.dropna().to_numpy()),
         "neuron_top_share": _mean(neuron_share[np.isfinite(neuron_share)]),
-        "neuron_label_entropy": _mean(neuron_entropy[np.isfinite(neuron_entropy)]),
+        "neuron_label_entropy": _mean(neurons["label_entropy"].dropna().to_numpy()),
         "above_best_neuron": int(np.sum(share > best)),
     }
 

@@ -30,6 +30,7 @@ from sweep.metrics import (
     latent_metrics,
     recovery_metrics,
     top_rows,
+    unit_summary,
     units,
 )
 from sweep.models import MODELS, Model, ModelSpec, known_dictionary
@@ -153,15 +154,17 @@ def run_network(
         row = found.info | {"accuracy": net.accuracy,
                             "network_converged": float(net.converged)}  # fmt: skip
         row |= code_metrics(found.codes, H=net.H, H_hat=H_hat)
-        row["neuron_l0"] = code_metrics(net.H, H=net.H, H_hat=net.H)["l0"]
-        row["train_rows"] = len(net.H_train)
         kinds = dict(zip(schema.UNIT_KINDS, (found.codes, net.H), strict=True))
-        unit_rows += [units(codes, net.labels).assign(trial=trial, kind=kind)
-                      for kind, codes in kinds.items()]  # fmt: skip
+        latents, neurons = (units(codes, net.labels) for codes in kinds.values())
+        # the neurons' l0: their mean number firing per sample
+        row["neuron_l0"] = float(neurons["fire_rate"].sum())
+        row["train_rows"] = len(net.H_train)
+        if net.labels is not None:  # unlabelled: no selectivity
+            row |= unit_summary(latents, neurons)
+        unit_rows += [table.assign(trial=trial, kind=kind) for kind, table in
+                      zip(kinds, (latents, neurons), strict=True)]  # fmt: skip
         if trial == 0:
             tables = {schema.EXAMPLES_FILE: _examples(kinds, net)}
-        if net.labels is not None:  # unlabelled: no selectivity
-            row |= label_metrics(found.codes, net.H, net.labels)
         learned = row.pop("fit_seconds", 0.0)
         seconds = {"fit_seconds": fit_seconds + learned,
                    "recover_seconds": recover_seconds - learned}  # fmt: skip
