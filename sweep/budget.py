@@ -87,6 +87,7 @@ _KNOWN = {
     "omp": (4.5, 4),
     "threshold": (3.5, 0),
     "basis_pursuit": (2.5, 4),
+    "basis_pursuit/admm": (8, 4),  # its iterates, their copies and the duals
     "lasso_lars": (2, 4),
     "lasso": (1.5, 2),
 }
@@ -95,7 +96,9 @@ _KNOWN = {
 def _known(flat: dict) -> tuple[float, float, float]:
     """(kept, work, aligning): X_hat (test, n) of every trial; the method's arrays."""
     n, test = flat["n_features"], flat["n_samples"]
-    per_sample, gram = _KNOWN.get(flat["method"], (1.5, 0))
+    solver = flat.get("method.solver", "lars")
+    name = flat["method"] + ("/admm" if solver == "admm" else "")
+    per_sample, gram = _KNOWN.get(name, (1.5, 0))
     return flat["trials"] * test * n, per_sample * test * n + gram * n * n, 0.0
 
 

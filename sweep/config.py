@@ -297,7 +297,7 @@ LATER = (
     f"{data.SECTION}.", "model.geometry", "model.target_cos", "method.architecture",
     "method.k", "method.bandwidth", "method.target_l0", "method.prefixes",
     "method.aux_k", "method.resample", "method.train_samples", "method.schedule",
-    "method.log_every",
+    "method.log_every", "method.solver", "method.admm_iter",
 )  # fmt: skip
 
 

@@ -276,7 +276,8 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
             status["seconds"])  # fmt: skip
     if "converged" in rows and rows["converged"].mean() < 1:
         log.warning(
-            "%s: the solver stopped at max_iter before converging in %.0f %% of cases",
+            "%s: the solver reached its iteration limit before converging in "
+            "%.0f %% of cases (column converged)",
             cell,
             100 * (1 - rows["converged"].mean()),
         )

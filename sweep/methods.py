@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sweep import sae
+from sweep import l1, sae
 from sweep.checks import boolean, integer, one_of, optional, real
 from sweep.models import Model, represented
 from sweep.registry import Registry
@@ -225,28 +225,21 @@ def recover_threshold(x: Inputs, *, alpha=0.1, positive=False) -> Recovery:
     return d.scatter(codes / d.norms**2, normalised=False)
 
 
-@METHODS.register("basis_pursuit", KNOWN, positive=boolean, max_iter=integer(1))
-def recover_basis_pursuit(x: Inputs, *, positive=False, max_iter=500) -> Recovery:
-    """Exact L1 minimisation, min ||x||_1 s.t. W x = h, by the LARS path to alpha = 0.
-
-    One ``lars_path_gram`` call per sample: sklearn has no batched LARS path.
-    """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import lars_path_gram
-
+@METHODS.register(
+    "basis_pursuit", KNOWN, positive=boolean, solver=one_of("lars", "admm"),
+    max_iter=integer(1), admm_iter=integer(1),
+)  # fmt: skip
+def recover_basis_pursuit(
+    x: Inputs, *, positive=False, solver="lars", max_iter=500, admm_iter=1000
+) -> Recovery:
+    """Exact L1 minimisation, min ||x||_1 s.t. W x = h (``l1``): by the LARS path to
+    alpha = 0 per sample (at most ``max_iter`` steps), or by ADMM over all samples
+    together (``admm_iter`` iterations), each certified optimal or not converged."""
     d = _Dictionary(x.W)
-    gram, Xy = d.W.T @ d.W, x.H @ d.W
-    codes = np.zeros((x.H.shape[0], d.W.shape[1]))
-    n_iter = np.zeros(x.H.shape[0], dtype=int)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for i, xy in enumerate(Xy):
-            _, _, codes[i], n_iter[i] = lars_path_gram(
-                xy, gram, n_samples=x.W.shape[0], alpha_min=0.0, method="lasso",
-                positive=positive, max_iter=max_iter, return_path=False,
-                return_n_iter=True,
-            )  # fmt: skip
-    converged = float(np.mean(n_iter < max_iter))
+    codes, converged = l1.solve(
+        d.W, x.H, positive=positive, solver=solver, max_iter=max_iter,
+        admm_iter=admm_iter,
+    )  # fmt: skip
     return d.scatter(codes, normalised=False, converged=converged)
 
 

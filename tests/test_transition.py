@@ -224,3 +224,24 @@ def test_donoho_tanner_plane_puts_every_n_features_on_one_curve():
     np.testing.assert_allclose(curve.get_xydata(), np.stack([delta, rho / delta], 1))
     omp = trials.assign(method="omp", **{"method.positive": None})
     assert len(plots.dt_figure(omp, axes).axes[0].lines) == 0  # no curve
+
+
+def test_the_large_preset_brackets_both_boundaries_finely():
+    """experiment=phase_diagram_large: n=1000, every neurons value in the band, the
+    batched solver, and at least 3 sparsities within x1.4 on each side of both
+    theory boundaries (signed and x >= 0) at every neurons value."""
+    from sweep.grid import expand_cells
+
+    cells = expand_cells(["experiment=phase_diagram_large"], multirun=True)
+    flat = pd.DataFrame([cell.flat for cell in cells])
+    assert len(cells) == 476
+    assert (flat["n_features"] == 1000).all()
+    assert (flat["method.solver"] == "admm").all()
+    assert set(flat["neurons"] / 1000) >= {0.2, 0.4, 0.6, 0.8}
+    grid = np.sort(flat["sparsity"].unique())
+    assert (grid[1:] / grid[:-1]).max() < 1.16  # 1.1x, rounded to 2 digits
+    for m in flat["neurons"].unique():
+        for nonneg in (False, True):
+            p = theory.critical_sparsity(m / 1000, nonneg=nonneg)
+            assert ((grid < p) & (grid >= p / 1.4)).sum() >= 3, (m, nonneg)
+            assert ((grid > p) & (grid <= p * 1.4)).sum() >= 3, (m, nonneg)
