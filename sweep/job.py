@@ -276,8 +276,9 @@ def _log_cell(status: dict, rows: pd.DataFrame, cell: str) -> None:
             status["seconds"])  # fmt: skip
     if "converged" in rows and rows["converged"].mean() < 1:
         log.warning(
-            "%s: the solver reached its iteration limit before converging in "
-            "%.0f %% of cases (column converged)",
+            "%s: the solver did not converge in %.0f %% of cases (column "
+            "converged: it reached its iteration limit, or basis_pursuit's answer "
+            "is not certain to be exact)",
             cell,
             100 * (1 - rows["converged"].mean()),
         )
