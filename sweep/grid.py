@@ -13,7 +13,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,14 @@ _PARSER = OverridesParser.create(config_loader=_Options())
 
 def parse(lines: Iterable[str]) -> list[Override]:
     """Hydra's parse of override lines; BadInput with Hydra's first line if it fails."""
+    return [_parse_line(line) for line in lines]
+
+
+@lru_cache(maxsize=MAX_CELLS)
+def _parse_line(line: str) -> Override:
+    """One line parsed (once: a grid's cells share their axes' lines; read only)."""
     try:
-        return _PARSER.parse_overrides(list(lines))
+        return _PARSER.parse_overrides([line])[0]
     except Exception as err:  # Hydra's grammar errors: keep their first line
         first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
         raise BadInput(

@@ -7,8 +7,18 @@ kernel for memory, by a signal, or crashed), loky ends every worker and fails ev
 cell in flight. Those cells then run again one at a time, each alone in a fresh
 worker: a cell that kills its worker alone is the culprit and becomes ``failed``,
 with the signal in its error; the others finish. The rest of the grid goes on, on a
-fresh pool. An error that escapes a cell's own ``try`` (Hydra writing the cell's
+fresh pool. An error that escapes a cell's own ``try`` (writing the cell's
 ``.hydra/`` files on a full disk, say) fails that cell the same way.
+
+A cell costs what its science costs: a worker does not compose the cell's
+configuration with Hydra nor run Hydra's per-job machinery (together about 0.1 CPU-s
+a cell, more than a small cell's work). It builds the configuration from the cell's
+overrides as the command's check did (``sweep.grid``, composing once per preset and
+group choice), then does what Hydra's job would: the cell's folder, its
+``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (the sweep's Hydra settings are
+in its ``multirun.yaml``), its log file ``cell.log`` (``hydra.job_logging``'s file
+handler), and ``sweep.job.run``. Hydra's per-job callbacks and ``hydra.job.env_set``
+are not applied (none is configured).
 
 Workers never outlive the sweep: each one exits when its parent process is gone.
 With ``n_jobs=1`` the cells run in the parent process, one after another, as with
@@ -30,19 +40,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+import yaml
+from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from joblib.externals.loky import ProcessPoolExecutor
 from joblib.externals.loky.process_executor import BrokenProcessPool
-from omegaconf import open_dict
+from omegaconf import OmegaConf
 
-from sweep import config, folders
+from sweep import config, folders, grid
 
 log = logging.getLogger(__name__)
 
 WATCH_PARENT_S = 0.5  # how often a worker checks that its parent is alive
 HEARTBEAT_S = 30.0  # with no cell finished for this long, say which are running
+BATCH_S = 0.5  # the work a batch of small cells carries (one IPC round trip)
+MAX_BATCH = 64
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, where built
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,37 @@ class Job:
     idx: int
     overrides: tuple[str, ...]
 
+    @property
+    def task(self) -> list[str]:
+        """Its overrides without the folder the sweeper set."""
+        return [o for o in self.overrides if not o.startswith(grid.SUBDIR + "=")]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a worker needs besides its jobs: where the sweep is, how a cell logs."""
+
+    sweep_dir: Path
+    log_name: str  # <hydra.job.name>.log, in the cell's folder
+    output_subdir: str | None  # Hydra's ``.hydra`` (None: not written)
+    job_logging: dict  # hydra.job_logging without its file handler: the console
+    file_format: str | None  # that file handler's format
+    verbose: Any  # hydra.verbose
+
+    @classmethod
+    def of(cls, hydra_cfg: Any) -> "Setting":
+        logging_cfg = OmegaConf.to_container(hydra_cfg.job_logging)
+        file_handler = logging_cfg.get("handlers", {}).pop("file", {})
+        formatter = logging_cfg.get("formatters", {}).get(file_handler.get("formatter"))
+        root = logging_cfg.get("root", {})
+        root["handlers"] = [h for h in root.get("handlers", []) if h != "file"]
+        verbose = hydra_cfg.verbose  # a bool, a logger's name or a list of them
+        if OmegaConf.is_config(verbose):
+            verbose = OmegaConf.to_container(verbose)
+        return cls(Path(hydra_cfg.sweep.dir), f"{hydra_cfg.job.name}.log",
+                   hydra_cfg.output_subdir, logging_cfg,
+                   (formatter or {}).get("format"), verbose)  # fmt: skip
+
 
 class Progress:
     """One line per finished cell: ``[k/N] <its line> | elapsed, about T left``; and
@@ -59,16 +102,29 @@ class Progress:
 
     def __init__(self, total: int):
         self.total, self.done, self.start = total, 0, time.monotonic()
+        self.seconds: list[float] = []  # of the cells that finished
 
     def finished(self, one: Job, ret: JobReturn) -> JobReturn:
         self.done += 1
         status = ret._return_value if isinstance(ret._return_value, dict) else {}
+        if isinstance(status.get("seconds"), float):
+            self.seconds.append(status["seconds"])
         line = status.get("line") or f"{status.get('status')} {cell_of(one)}"
         elapsed = time.monotonic() - self.start
         left = elapsed / self.done * (self.total - self.done)
         log.info("[%d/%d] %s | %s elapsed, about %s left", self.done, self.total,
                  line, clock(elapsed), clock(left))  # fmt: skip
         return ret
+
+    def batch_size(self, queued: int, n_workers: int) -> int:
+        """Cells a worker is given at once: one, unless the cells so far took under
+        BATCH_S / 2 each; then about BATCH_S of them (as joblib batches short tasks),
+        at most MAX_BATCH, and never more than an equal share of the queue."""
+        if not self.seconds:
+            return 1
+        mean = sum(self.seconds[-100:]) / len(self.seconds[-100:])
+        size = min(MAX_BATCH, round(BATCH_S / max(mean, 1e-3)), -(-queued // n_workers))
+        return max(1, size)
 
     def waiting(self, running: list[Job]) -> None:
         names = ", ".join(cell_of(one) for one in running)
@@ -101,11 +157,11 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) ->
     jobs = [Job(first + i, tuple(o)) for i, o in enumerate(job_overrides)]
     n_workers = workers(launcher.n_jobs, len(jobs))
     log.info("running %d cells, %d at a time", len(jobs), n_workers)
-    context = (launcher.hydra_context, launcher.config, launcher.task_function,
-               Singleton.get_state())  # fmt: skip
+    context = (Setting.of(launcher.config.hydra),)
     results: dict[int, JobReturn] = {}
     progress = Progress(len(jobs))
     if n_workers == 1 and launcher.n_jobs == 1:  # joblib's meaning: in this process
+        configure_log(OmegaConf.create(context[0].job_logging), context[0].verbose)
         for one in jobs:
             ret = outcome(launcher, one, partial(execute, one, *context))
             results[one.idx] = progress.finished(one, ret)
@@ -147,39 +203,47 @@ def _run(
     (nothing if the queue ran out); the jobs not yet started stay in the queue.
     """
     pool = ProcessPoolExecutor(max_workers=n_workers, initializer=init_worker,
-                               initargs=(os.getpid(),))  # fmt: skip
-    running: dict = {}
+                               initargs=(os.getpid(), *context))  # fmt: skip
+    running: dict = {}  # future -> its batch of jobs
     broken: list[Job] = []
     why = ""
     try:
         while (queue or running) and not broken:
             while queue and len(running) < n_workers:
-                one = queue.popleft()
-                running[pool.submit(execute, one, *context)] = one
+                size = progress.batch_size(len(queue), n_workers)
+                batch = [queue.popleft() for _ in range(size)]
+                running[pool.submit(execute_batch, batch, *context)] = batch
             done, _ = wait(running, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
             if not done:
-                progress.waiting(list(running.values()))
+                progress.waiting([one for batch in running.values() for one in batch])
             for future in done:
-                one = running.pop(future)
+                batch = running.pop(future)
                 if isinstance(error := future.exception(), BrokenProcessPool):
-                    broken.append(one)
+                    broken += batch
                     why = died(error)
-                else:
-                    ret = outcome(launcher, one, future.result)
+                    continue
+                for one, got in zip(batch, future.result(), strict=True):
+                    ret = outcome(launcher, one, lambda got=got: got)
                     results[one.idx] = progress.finished(one, ret)
-        broken += running.values()  # failed with the pool, not yet collected
+        broken += [one for batch in running.values() for one in batch]  # not collected
     finally:
         pool.shutdown(wait=not broken, kill_workers=bool(broken) or bool(running))
     return sorted(broken, key=lambda j: j.idx), why
 
 
 def outcome(launcher, one: Job, get) -> JobReturn:
-    """The job's return, or its failure recorded in its cell if it raised (outside
-    the cell's own try: Hydra's I/O) or its task did."""
+    """The job's return (a cell's status, or a Hydra job's ``JobReturn``), or its
+    failure recorded in its cell if it raised outside the cell's own try (writing
+    its folder) or its task did."""
     try:
         ret = get()
     except Exception as err:
         return failed(launcher, one, _line(err), traceback.format_exc())
+    if isinstance(ret, Raised):  # in a worker, outside the cell's own try
+        return failed(launcher, one, ret.line, ret.trace)
+    if isinstance(ret, dict):  # a status, as the cell's folder has it
+        return JobReturn(overrides=list(one.overrides), status=JobStatus.COMPLETED,
+                         _return_value=ret)  # fmt: skip
     if ret.status is JobStatus.FAILED:
         err = ret._return_value
         trace = "".join(traceback.format_exception(err))
@@ -228,11 +292,9 @@ def failed(launcher, one: Job, error: str, trace: str | None = None) -> JobRetur
 
 
 def _cell(launcher, one: Job) -> tuple[Path, dict]:
-    """A job's cell folder and configuration, composed as its worker composes them."""
-    loader = launcher.hydra_context.config_loader
-    cfg = loader.load_sweep_config(launcher.config, list(one.overrides))
-    flat = config.normalise(config.flatten(cfg))
-    return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir), flat
+    """A job's cell folder and configuration, as its worker builds them."""
+    flat = grid.expand_cells(one.task, multirun=False)[0].flat
+    return Path(launcher.config.hydra.sweep.dir) / cell_of(one), flat
 
 
 def _finished(cell_dir: Path, flat: dict) -> bool:
@@ -240,30 +302,59 @@ def _finished(cell_dir: Path, flat: dict) -> bool:
     return folders.cell_state(cell_dir, config.fingerprint(flat))[0] == "done"
 
 
-def execute(one: Job, hydra_context, config_, task_function, singleton_state):
-    """One job in a worker (or in this process): compose its config, run the cell."""
-    setup_globals()
-    Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(
-        config_, list(one.overrides)
-    )
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{one.idx}"
-        sweep_config.hydra.job.num = one.idx
-    HydraConfig.instance().set_config(sweep_config)
-    return run_job(
-        hydra_context=hydra_context,
-        config=sweep_config,
-        task_function=task_function,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+@dataclass(frozen=True)
+class Raised:
+    """An error a worker caught outside a cell's own try: its line and its trace."""
+
+    line: str
+    trace: str
 
 
-def init_worker(parent: int) -> None:
-    """In a worker: leave Ctrl-C to the sweep's process (it stops the workers and
-    says how to resume), and exit as soon as that process is gone (SIGKILL,
-    SIGTERM), so that no worker outlives it."""
+def execute_batch(batch: list[Job], setting: Setting) -> list:
+    """The jobs of a batch, one after another: each one's status, or ``Raised``."""
+    out: list = []
+    for one in batch:
+        try:
+            out.append(execute(one, setting))
+        except Exception as err:
+            out.append(Raised(_line(err), traceback.format_exc()))
+    return out
+
+
+def execute(one: Job, setting: Setting) -> dict:
+    """One cell in a worker (or in this process): its configuration, its folder
+    with Hydra's files and its log, then the cell; its status."""
+    from sweep import job  # the cell's science: numpy, pandas, sklearn
+
+    cell = grid.expand_cells(one.task, multirun=False)[0]
+    cfg = config.nest(cell.flat) | cell.run
+    cell_dir = setting.sweep_dir / cell_of(one)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    if setting.output_subdir:  # as Hydra's job writes them
+        hydra_dir = cell_dir / setting.output_subdir
+        hydra_dir.mkdir(exist_ok=True)
+        for name, value in (("config", cfg), ("overrides", one.task)):
+            text = yaml.dump(value, Dumper=DUMPER, sort_keys=False)
+            (hydra_dir / f"{name}.yaml").write_text(text)
+    handler = logging.FileHandler(cell_dir / setting.log_name)
+    handler.setFormatter(logging.Formatter(setting.file_format))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        return job.run(cfg, cell_dir,
+                       sweep=setting.sweep_dir.name, cell=cell_dir.name,
+                       cache_dir=setting.sweep_dir / folders.MODELS_DIR)  # fmt: skip
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def init_worker(parent: int, setting: Setting) -> None:
+    """In a worker: Hydra's job logging (the console; each cell adds its file);
+    leave Ctrl-C to the sweep's process (it stops the workers and says how to
+    resume), and exit as soon as that process is gone (SIGKILL, SIGTERM), so that
+    no worker outlives it."""
+    configure_log(OmegaConf.create(setting.job_logging), setting.verbose)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:

@@ -291,11 +291,11 @@ COUNT_COMPOSITIONS = """
 import runpy, sys
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 calls = []
-compose = ConfigLoaderImpl.load_sweep_config
+compose = ConfigLoaderImpl.load_configuration
 def counted(self, *args, **kwargs):
     calls.append(1)
     return compose(self, *args, **kwargs)
-ConfigLoaderImpl.load_sweep_config = counted
+ConfigLoaderImpl.load_configuration = counted
 sys.argv = ["sweep", *sys.argv[1:]]
 try:
     runpy.run_module("sweep", run_name="__main__")
@@ -304,19 +304,30 @@ finally:
 """
 
 
-def test_hydra_composes_each_cell_once(tmp_path):
-    """Hydra's own pre-launch validation (a second composition per cell, serial in the
-    parent) is switched off: with n_jobs=1 every job runs in this process."""
+def _compositions(tmp_path, *grid: str) -> tuple[int, int]:
+    """Hydra's compositions in a sweep run in this process, and its cells."""
     out = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "method=lstsq",
-         "neurons=5,10,15", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}",
+        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", *grid,
+         "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}",
          "hydra.callbacks.sweep_end.analyze=false"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    n_cells = len(_cells(tmp_path))  # 3 neurons x the default preset's sparsities
-    assert n_cells >= 3
-    assert f"compositions={n_cells}\n" in out.stderr
+    return int(out.stderr.rsplit("compositions=", 1)[1]), len(_cells(tmp_path))
+
+
+def test_hydra_composes_once_per_group_choice_not_per_cell(tmp_path):
+    """A cell's configuration is built from the composition of its preset and
+    group choices (once per process), never composed by Hydra per cell: 3 times the
+    cells, the same compositions; a second method, more."""
+    few = _compositions(tmp_path / "a", "method=lstsq", "neurons=5", "sparsity=0.1")
+    many = _compositions(tmp_path / "b", "method=lstsq", "neurons=5,10,15",
+                         "sparsity=0.05,0.1,0.2")  # fmt: skip
+    two = _compositions(tmp_path / "c", "method=lstsq,omp", "neurons=5",
+                        "sparsity=0.1")  # fmt: skip
+    assert (few[1], many[1], two[1]) == (1, 9, 2)
+    assert few[0] == many[0] > 0
+    assert two[0] > few[0]
 
 
 def test_help_shows_the_presets_keys_and_exit_codes():

@@ -1,0 +1,152 @@
+"""How a sweep's wall time and memory grow with its cells, n_features and trials,
+measured side by side with a plain joblib loop over the same job function.
+
+    python benchmarks/scaling.py [--cells 50,800,10000] [--features 20,80,320]
+                                 [--trials 5,20,80] [--axes cells,features,trials]
+
+Every point is a grid of tiny cells (method=threshold, neurons = n_features / 2,
+sparsity=0.1, 300 samples per trial, one cell per seed) run two ways, each in its
+own process, one after the other on the same machine:
+  (a) the command line, ``python -m sweep -m ... seed=range(0,N)``, its end-of-sweep
+      analysis off (``python -m analysis`` on the same folder is timed on its own);
+  (b) a plain loop: the default configuration composed once, one dict per cell,
+      ``joblib.Parallel(n_jobs=-1)`` over ``sweep.job.run`` into one folder per cell.
+Memory is the peak resident memory of the process started (the sweep's parent, not
+its workers), read from /proc while it runs. The axes: the number of cells (n_features
+20, 5 trials); n_features (50 cells, 5 trials); trials (50 cells, n_features 20).
+
+Prints, per axis, a row per point (wall seconds and peak MB of each way, the ratio
+(a)/(b), the analysis's seconds), the exponent b of wall ~ size^b fitted by least
+squares on log-log for (a), (b) and the analysis, then one JSON line with every row.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sweep import PROJECT_ROOT
+
+POLL_S = 0.05
+AXES = {"cells": "cells", "features": "n_features", "trials": "trials"}
+
+
+def say(*lines: str) -> None:
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+
+
+def overrides(cells: int, n_features: int, trials: int) -> list[str]:
+    """The grid of one point, as command-line overrides."""
+    return [
+        "method=threshold", f"n_features={n_features}", f"neurons={n_features // 2}",
+        "sparsity=0.1", f"trials={trials}", "n_samples=300", f"seed=range(0,{cells})",
+    ]  # fmt: skip
+
+
+def measured(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and the peak resident MB of the process ``cmd`` starts."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    peak = 0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError):  # it ended between poll and read
+            pass
+        time.sleep(POLL_S)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-2000:]}")
+    return wall, peak / 1024
+
+
+def plain(folder: str, grid: list[str]) -> None:
+    """(b), in this process: compose once, one dict per cell, joblib over job.run."""
+    from hydra import compose, initialize_config_dir
+    from joblib import Parallel, delayed
+    from omegaconf import OmegaConf
+
+    from sweep import CONF_DIR, job
+
+    values = dict(line.split("=", 1) for line in grid if not line.startswith("seed="))
+    n_cells = int(grid[-1].split(",")[-1].rstrip(")"))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        fixed = [f"{k}={v}" for k, v in values.items()]
+        base = OmegaConf.to_container(compose("config", overrides=fixed))
+    cfgs = [base | {"seed": seed} for seed in range(n_cells)]
+    Parallel(n_jobs=-1)(
+        delayed(job.run)(cfg, Path(folder) / f"seed={cfg['seed']}") for cfg in cfgs
+    )
+
+
+def point(root: Path, name: str, grid: list[str]) -> dict:
+    """Both ways and the analysis on one grid."""
+    sweep_dir = root / name / "sweep"
+    off = "hydra.callbacks.sweep_end.analyze=false"
+    cli = measured([sys.executable, "-m", "sweep", "-m", *grid, off,
+                    f"hydra.sweep.dir={sweep_dir}"])  # fmt: skip
+    analysis = measured([sys.executable, "-m", "analysis", str(sweep_dir)])
+    loop = measured([sys.executable, __file__, "--plain", str(root / name / "plain"),
+                     *grid])  # fmt: skip
+    return {"cli_s": cli[0], "cli_mb": cli[1], "plain_s": loop[0],
+            "plain_mb": loop[1], "analysis_s": analysis[0],
+            "analysis_mb": analysis[1]}  # fmt: skip
+
+
+def exponent(sizes: list[int], seconds: list[float]) -> float:
+    """b of seconds ~ a * size^b, least squares on log-log."""
+    if len(sizes) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", default="50,800,10000")
+    parser.add_argument("--features", default="20,80,320")
+    parser.add_argument("--trials", default="5,20,80")
+    parser.add_argument("--axes", default="cells,features,trials")
+    parser.add_argument("--plain", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        plain(args.plain[0], args.plain[1:])
+        return
+    root = Path(tempfile.mkdtemp(prefix="scaling-"))
+    say(f"results under {root}")
+    rows = []
+    for axis in args.axes.split(","):
+        sizes = [int(s) for s in getattr(args, axis).split(",")]
+        say("", f"{AXES[axis]:>10} {'sweep s':>9} {'loop s':>9} {'ratio':>6}"
+            f" {'sweep MB':>9} {'loop MB':>8} {'analysis s':>11} {'analysis MB':>12}")
+        found = []
+        for size in sizes:
+            shape = {"cells": 50, "n_features": 20, "trials": 5} | {AXES[axis]: size}
+            row = point(root, f"{axis}{size}", overrides(**shape))
+            row |= {"axis": AXES[axis], "size": size,
+                    "ratio": row["cli_s"] / row["plain_s"]}  # fmt: skip
+            found.append(row)
+            say(f"{size:>10} {row['cli_s']:>9.1f} {row['plain_s']:>9.1f}"
+                f" {row['ratio']:>6.2f} {row['cli_mb']:>9.0f} {row['plain_mb']:>8.0f}"
+                f" {row['analysis_s']:>11.1f} {row['analysis_mb']:>12.0f}")
+        fits = {key: exponent(sizes, [r[f"{key}_s"] for r in found])
+                for key in ("cli", "plain", "analysis")}  # fmt: skip
+        say(f"{'exponent b':>10} {fits['cli']:>9.2f} {fits['plain']:>9.2f} {'':>6}"
+            f" {'':>9} {'':>8} {fits['analysis']:>11.2f}   (wall ~ size^b)")
+        rows += found
+    say(json.dumps([{k: round(v, 3) if isinstance(v, float) else v
+                     for k, v in r.items()} for r in rows]))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
