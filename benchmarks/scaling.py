@@ -4,12 +4,13 @@ measured side by side with a plain joblib loop over the same job function.
     python benchmarks/scaling.py [--cells 50,800,10000] [--features 20,80,320]
                                  [--trials 5,20,80] [--axes cells,features,trials]
 
-Every point is a grid of tiny cells (method=threshold, neurons = n_features / 2,
-sparsity=0.1, 300 samples per trial, one cell per seed) run two ways, each in its
-own process, one after the other on the same machine:
+Every point is a phase-diagram grid of small cells (method=threshold, 300 samples per
+trial): 10 values of neurons up to n_features, times up to 100 sparsities in [0.01,
+0.9], times seeds for the rest. It runs two ways, each in its own process, one after
+the other on the same machine:
   (a) the command line, ``python -m sweep -m ... seed=range(0,N)``, its end-of-sweep
       analysis off (``python -m analysis`` on the same folder is timed on its own);
-  (b) a plain loop: the default configuration composed once, one dict per cell,
+  (b) a plain loop: the configuration composed once, one dict per grid point,
       ``joblib.Parallel(n_jobs=-1)`` over ``sweep.job.run`` into one folder per cell.
 Memory is the peak resident memory of the process started (the sweep's parent, not
 its workers), read from /proc while it runs. The axes: the number of cells (n_features
@@ -21,6 +22,7 @@ squares on log-log for (a), (b) and the analysis, then one JSON line with every 
 """
 
 import argparse
+import itertools
 import json
 import math
 import subprocess
@@ -43,11 +45,31 @@ def say(*lines: str) -> None:
 
 
 def overrides(cells: int, n_features: int, trials: int) -> list[str]:
-    """The grid of one point, as command-line overrides."""
+    """The grid of one point, as command-line overrides (``cells`` a multiple of 10)."""
+    neurons = range(n_features // 10, n_features + 1, n_features // 10)
+    n_sparsities = min(cells // len(neurons), 100)
+    sparsities = np.linspace(0.01, 0.9, n_sparsities)
     return [
-        "method=threshold", f"n_features={n_features}", f"neurons={n_features // 2}",
-        "sparsity=0.1", f"trials={trials}", "n_samples=300", f"seed=range(0,{cells})",
+        "method=threshold", f"n_features={n_features}", f"trials={trials}",
+        "n_samples=300", "neurons=" + ",".join(str(m) for m in neurons),
+        "sparsity=" + ",".join(f"{p:.4f}" for p in sparsities),
+        f"seed=range(0,{cells // (len(neurons) * n_sparsities)})",
     ]  # fmt: skip
+
+
+def points(grid: list[str]) -> tuple[list[str], list[dict]]:
+    """The fixed overrides of a grid and its points (the swept keys' values)."""
+    fixed, axes = [], {}
+    for line in grid:
+        key, value = line.split("=", 1)
+        if value.startswith("range("):
+            axes[key] = list(range(*map(int, value[6:-1].split(","))))
+        elif "," in value:
+            axes[key] = [float(v) if "." in v else int(v) for v in value.split(",")]
+        else:
+            fixed.append(line)
+    return fixed, [dict(zip(axes, values, strict=True))
+                   for values in itertools.product(*axes.values())]  # fmt: skip
 
 
 def measured(cmd: list[str]) -> tuple[float, float]:
@@ -79,14 +101,12 @@ def plain(folder: str, grid: list[str]) -> None:
 
     from sweep import CONF_DIR, job
 
-    values = dict(line.split("=", 1) for line in grid if not line.startswith("seed="))
-    n_cells = int(grid[-1].split(",")[-1].rstrip(")"))
+    fixed, cells = points(grid)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        fixed = [f"{k}={v}" for k, v in values.items()]
         base = OmegaConf.to_container(compose("config", overrides=fixed))
-    cfgs = [base | {"seed": seed} for seed in range(n_cells)]
     Parallel(n_jobs=-1)(
-        delayed(job.run)(cfg, Path(folder) / f"seed={cfg['seed']}") for cfg in cfgs
+        delayed(job.run)(base | cell, Path(folder) / f"cell{i}")
+        for i, cell in enumerate(cells)
     )
 
 

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 WATCH_PARENT_S = 0.5  # how often a worker checks that its parent is alive
 HEARTBEAT_S = 30.0  # with no cell finished for this long, say which are running
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS")  # fmt: skip
 BATCH_S = 0.5  # the work a batch of small cells carries (one IPC round trip)
 MAX_BATCH = 64
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, where built
@@ -194,6 +197,15 @@ def workers(n_jobs: int, n_cells: int) -> int:
     return max(1, min(n, n_cells))
 
 
+def worker_env(n_workers: int) -> dict[str, str]:
+    """As joblib gives its workers: native thread pools (BLAS, OpenMP) of the
+    cores / the workers threads each, unless this process's environment sets them
+    (a cell limits itself to one thread while it runs; this also covers the
+    moments between, where idle BLAS threads would spin against the other cells)."""
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    return {var: os.environ.get(var, threads) for var in THREAD_VARS}
+
+
 def _run(
     queue: deque, n_workers: int, context, launcher, results, progress: Progress
 ) -> tuple[list, str]:
@@ -203,7 +215,8 @@ def _run(
     (nothing if the queue ran out); the jobs not yet started stay in the queue.
     """
     pool = ProcessPoolExecutor(max_workers=n_workers, initializer=init_worker,
-                               initargs=(os.getpid(), *context))  # fmt: skip
+                               initargs=(os.getpid(), *context),
+                               env=worker_env(n_workers))  # fmt: skip
     running: dict = {}  # future -> its batch of jobs
     broken: list[Job] = []
     why = ""
