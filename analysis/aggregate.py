@@ -10,6 +10,7 @@ written filled with its default), so that everything after is plain pandas
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +41,7 @@ SIG_DIGITS = 10  # floats equal to 10 significant digits are the same config val
 AXIS_EXCLUDED = ("seed", "trials")  # varying, but never an axis of a plot
 NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal", "empty")
 DATA_PREFIX = f"{data.SECTION}."  # the data keys' columns: data.firing, ...
+READERS = 4  # threads reading cell folders
 
 
 class NoResultsError(ValueError):
@@ -107,13 +109,9 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     of a failed or missing cell stay in the table but never count.
     """
     frames, cells = [], []
-    for cell_dir in folders.cell_dirs(sweep_dir):
+    dirs = folders.cell_dirs(sweep_dir)
+    for cell_dir, (status, rows) in zip(dirs, each(_read_cell, dirs), strict=True):
         name = cell_dir.relative_to(sweep_dir).as_posix()
-        status = folders.read_status(cell_dir)
-        if why := folders.corrupt(cell_dir, status, [METRICS_FILE]):
-            log.warning("damaged %s: %s; its results are left out", cell_dir, why)
-            status = {"status": "damaged", "error": why}
-        rows = _read_metrics(cell_dir, status["status"])
         if rows is not None:
             frames.append(rows.assign(status=status["status"], **{CELL_DIR: name}))
         n_rows = 0 if rows is None else len(rows)
@@ -131,6 +129,24 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return drop_duplicate_trials(tidy(pd.concat(frames, ignore_index=True))), cells
 
 
+def each(read, items: list) -> list:
+    """``read`` of every item, READERS at a time (reading parquet releases the GIL:
+    a sweep of 10,000 cells is read in about half the time); in order."""
+    if len(items) < 2 * READERS:
+        return [read(item) for item in items]
+    with ThreadPoolExecutor(READERS) as readers:
+        return list(readers.map(read, items))
+
+
+def _read_cell(cell_dir: Path) -> tuple[dict, pd.DataFrame | None]:
+    """A cell folder's status and its metrics table (None: unreadable, warned)."""
+    status = folders.read_status(cell_dir)
+    if why := folders.corrupt(cell_dir, status, [METRICS_FILE]):
+        log.warning("damaged %s: %s; its results are left out", cell_dir, why)
+        status = {"status": "damaged", "error": why}
+    return status, _read_metrics(cell_dir, status["status"])
+
+
 def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
     """The cell's metrics table, or None with a warning naming the folder or file."""
     if status == "damaged":
@@ -140,7 +156,7 @@ def _read_metrics(cell_dir: Path, status: str) -> pd.DataFrame | None:
         log.warning("no %s in %s (status %s)", METRICS_FILE, cell_dir, status)
         return None
     try:
-        return pd.read_parquet(path)
+        return folders.parquet_frame(path)
     except Exception as err:  # a partial or corrupt file must not stop the analysis
         log.warning("skipping unreadable %s: %s", path, err)
         return None
@@ -190,13 +206,16 @@ def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     cell whose file cannot be read is left out with a warning."""
     derived = [c for c in DERIVED_COLUMNS if c in trials]
     keys = [CELL_DIR, *config_columns(trials), *derived]
-    frames = []
-    for name in trials.loc[truth_cells(trials), CELL_DIR].unique():
+    def read(name: str) -> pd.DataFrame | None:
         path = Path(sweep_dir) / name / FEATURES_FILE
         try:
-            frames.append(folders.read_table(path).assign(**{CELL_DIR: name}))
+            return folders.read_table(path).assign(**{CELL_DIR: name})
         except Exception as err:  # absent (an older cell) or damaged: costs its rows
             log.warning("no per-feature rows for %s: %s", name, err)
+            return None
+
+    names = list(trials.loc[truth_cells(trials), CELL_DIR].unique())
+    frames = [frame for frame in each(read, names) if frame is not None]
     if not frames:
         return pd.DataFrame(columns=[*keys, "trial", "feature"])
     features = pd.concat(frames, ignore_index=True)

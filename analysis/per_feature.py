@@ -71,7 +71,8 @@ def varying_quantities(features: pd.DataFrame) -> list[str]:
     found = []
     for key in (k for k in QUANTITIES if k in features):
         values = pd.to_numeric(features[key], errors="coerce")
-        spread = values.groupby([features[CELL_DIR], features["trial"]]).agg(np.ptp)
+        groups = values.groupby([features[CELL_DIR], features["trial"]])
+        spread = groups.max() - groups.min()
         if (spread > 1e-9 * max(1.0, values.abs().max())).any():
             found.append(key)
     return found

@@ -132,14 +132,22 @@ class DamagedFile(ValueError):
     """A result file whose bytes are not those its cell wrote."""
 
 
-def read_table(path: Path, **kwargs):
-    """A cell's result table (``pandas.read_parquet``), refused with DamagedFile if
-    its checksum is not the one its status.json recorded."""
-    import pandas as pd  # the command line imports this module: pandas only here
-
+def read_table(path: Path, columns: list[str] | None = None):
+    """A cell's result table, refused with DamagedFile if its checksum is not the
+    one its status.json recorded."""
     if why := corrupt(path.parent, read_status(path.parent), [path.name]):
         raise DamagedFile(why)
-    return pd.read_parquet(path, **kwargs)
+    return parquet_frame(path, columns)
+
+
+def parquet_frame(path: Path, columns: list[str] | None = None):
+    """A parquet file as a DataFrame, as ``pandas.read_parquet`` reads it, at a
+    third of its cost for a cell's small files (no dataset layer, no threads per
+    column: the analysis reads many files at once instead)."""
+    import pyarrow.parquet as pq  # the command line imports this module
+
+    with pq.ParquetFile(path) as file:
+        return file.read(columns=columns, use_threads=False).to_pandas()
 
 
 def metrics_rows(path: Path) -> int | None:
