@@ -3,22 +3,25 @@ measured side by side with a plain joblib loop over the same job function.
 
     python benchmarks/scaling.py [--cells 50,800,10000] [--features 20,80,320]
                                  [--trials 5,20,80] [--axes cells,features,trials]
+                                 [--repeats 3]
 
 Every point is a phase-diagram grid of small cells (method=threshold, 300 samples per
 trial): 10 values of neurons up to n_features, times up to 100 sparsities in [0.01,
 0.9], times seeds for the rest. It runs two ways, each in its own process, one after
 the other on the same machine:
-  (a) the command line, ``python -m sweep -m ... seed=range(0,N)``, its end-of-sweep
-      analysis off (``python -m analysis`` on the same folder is timed on its own);
+  (a) the command line, ``python -m sweep -m neurons=... sparsity=... seed=...``, its
+      end-of-sweep analysis off (``python -m analysis`` on its folder is timed alone);
   (b) a plain loop: the configuration composed once, one dict per grid point,
       ``joblib.Parallel(n_jobs=-1)`` over ``sweep.job.run`` into one folder per cell.
 Memory is the peak resident memory of the process started (the sweep's parent, not
 its workers), read from /proc while it runs. The axes: the number of cells (n_features
 20, 5 trials); n_features (50 cells, 5 trials); trials (50 cells, n_features 20).
 
-Prints, per axis, a row per point (wall seconds and peak MB of each way, the ratio
-(a)/(b), the analysis's seconds), the exponent b of wall ~ size^b fitted by least
-squares on log-log for (a), (b) and the analysis, then one JSON line with every row.
+Each way runs ``--repeats`` times per point, in turn (the medians are shown; once
+for grids over 2,000 cells). Prints, per axis, a row per point (wall seconds and peak
+MB of each way, the ratio (a)/(b), the analysis's seconds), the exponent b of
+wall ~ size^b fitted by least squares on log-log for (a), (b) and the analysis, then
+one JSON line with every row.
 """
 
 import argparse
@@ -110,18 +113,21 @@ def plain(folder: str, grid: list[str]) -> None:
     )
 
 
-def point(root: Path, name: str, grid: list[str]) -> dict:
-    """Both ways and the analysis on one grid."""
-    sweep_dir = root / name / "sweep"
+def point(root: Path, name: str, grid: list[str], repeats: int) -> dict:
+    """Both ways, ``repeats`` times in turn (each into new folders: nothing cached),
+    their medians; and the analysis of the first sweep."""
     off = "hydra.callbacks.sweep_end.analyze=false"
-    cli = measured([sys.executable, "-m", "sweep", "-m", *grid, off,
-                    f"hydra.sweep.dir={sweep_dir}"])  # fmt: skip
-    analysis = measured([sys.executable, "-m", "analysis", str(sweep_dir)])
-    loop = measured([sys.executable, __file__, "--plain", str(root / name / "plain"),
-                     *grid])  # fmt: skip
-    return {"cli_s": cli[0], "cli_mb": cli[1], "plain_s": loop[0],
-            "plain_mb": loop[1], "analysis_s": analysis[0],
-            "analysis_mb": analysis[1]}  # fmt: skip
+    cli, loop = [], []
+    for r in range(repeats):
+        folder = f"hydra.sweep.dir={root / name / f'sweep{r}'}"
+        cli.append(measured([sys.executable, "-m", "sweep", "-m", *grid, off, folder]))
+        loop.append(measured([sys.executable, __file__, "--plain",
+                              str(root / name / f"plain{r}"), *grid]))  # fmt: skip
+    analysis = measured([sys.executable, "-m", "analysis", str(root / name / "sweep0")])
+    (cli_s, cli_mb), (plain_s, plain_mb) = np.median(cli, 0), np.median(loop, 0)
+    return {"cli_s": cli_s, "cli_mb": cli_mb, "plain_s": plain_s,
+            "plain_mb": plain_mb, "analysis_s": analysis[0],
+            "analysis_mb": analysis[1], "repeats": repeats}  # fmt: skip
 
 
 def exponent(sizes: list[int], seconds: list[float]) -> float:
@@ -137,6 +143,9 @@ def main() -> None:
     parser.add_argument("--features", default="20,80,320")
     parser.add_argument("--trials", default="5,20,80")
     parser.add_argument("--axes", default="cells,features,trials")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each way per point, in turn (median); one"
+                             " for grids over 2,000 cells")  # fmt: skip
     parser.add_argument("--plain", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
@@ -152,7 +161,8 @@ def main() -> None:
         found = []
         for size in sizes:
             shape = {"cells": 50, "n_features": 20, "trials": 5} | {AXES[axis]: size}
-            row = point(root, f"{axis}{size}", overrides(**shape))
+            repeats = args.repeats if shape["cells"] <= 2000 else 1
+            row = point(root, f"{axis}{size}", overrides(**shape), repeats)
             row |= {"axis": AXES[axis], "size": size,
                     "ratio": row["cli_s"] / row["plain_s"]}  # fmt: skip
             found.append(row)

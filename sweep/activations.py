@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sweep.digits import Network
 
@@ -84,10 +83,16 @@ def _content_problems(found: Activations, where: str) -> list[str]:
         if np.ndim(values) != 1 or len(values) != H.shape[0]
     ]  # fmt: skip
     labels = found.labels
-    if labels is not None and np.ndim(labels) == 1 and pd.isna(labels).any():
+    if labels is not None and np.ndim(labels) == 1 and _missing(labels):
         errors.append(f"{where}: its labels are missing for some rows; allowed is"
                       " a label for every row")  # fmt: skip
     return errors
+
+
+def _missing(labels: np.ndarray) -> bool:
+    import pandas as pd  # imported where cells run: the command line does not
+
+    return bool(pd.isna(labels).any())
 
 
 def load(path: str | Path) -> Activations:
@@ -100,6 +105,8 @@ def load(path: str | Path) -> Activations:
             arrays = dict(arrays)
         name = "H" if "H" in arrays else _only_matrix(arrays)
         return Activations(arrays.pop(name), arrays)
+    import pandas as pd  # imported where cells run: the command line does not
+
     frame = pd.read_parquet(path)
     neurons = [c for c in frame if pd.api.types.is_float_dtype(frame[c].dtype)]
     meta = {str(c): frame[c].to_numpy() for c in frame if c not in neurons}

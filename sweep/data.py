@@ -25,7 +25,6 @@ with one, by their place in the trees (roots first, free features last).
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.special import ndtri
 
 from sweep.checks import Check, boolean, integer, one_of, optional, real
 
@@ -143,6 +142,8 @@ class Features:
     def _correlated(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
         """Which features fire: z_i < Phi^-1(draw_i), z = sqrt(1 - s) e + sqrt(s)
         shared, in float32 and in place (the latents are the largest arrays here)."""
+        from scipy.special import ndtri  # where cells run: the command line does not
+
         s, f32 = self.strength, np.float32
         with np.errstate(divide="ignore"):  # a rate of 0 or 1: threshold -inf, inf
             threshold = ndtri(self.draw).astype(f32)

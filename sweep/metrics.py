@@ -1,9 +1,13 @@
 """Pure metric functions: how well X_hat recovers X (definitions in README.md)."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from sweep.thresholds import ACTIVE, DEAD
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # SAELens' synthetic evals (ShrinkageCalculator): samples with ||h|| at or below this
 # are left out of ``shrinkage``
@@ -220,7 +224,7 @@ def feature_metrics(
     W: np.ndarray,
     b: np.ndarray,
     importance: np.ndarray,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """One row per feature: norm, b, importance, dimensionality, superposition, mse.
 
     Dimensionality D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2 (Elhage et al. 2022,
@@ -232,6 +236,8 @@ def feature_metrics(
     overlaps = ((W / safe).T @ W) ** 2  # (n, n): (W_i_hat . W_j)^2
     total = overlaps.sum(axis=1)
     dims = np.divide(norms**2, total, out=np.zeros_like(total), where=total > 0)
+    import pandas as pd  # imported where cells run: the command line does not
+
     return pd.DataFrame(
         {
             "feature": np.arange(W.shape[1]),
@@ -276,7 +282,7 @@ def _selectivity(codes: np.ndarray, labels: np.ndarray):
     return np.where(live, p.max(axis=0), np.nan), np.where(live, entropy, np.nan), top
 
 
-def units(codes: np.ndarray, labels: np.ndarray | None) -> pd.DataFrame:
+def units(codes: np.ndarray, labels: np.ndarray | None) -> "pd.DataFrame":
     """One row per unit (a latent; or a neuron, with H as the codes): ``unit``,
     ``fire_rate`` (the share of samples where |code| > ACTIVE) and, with labels,
     ``selectivity``'s ``top_share`` and ``label_entropy`` and the unit's
@@ -291,6 +297,8 @@ def units(codes: np.ndarray, labels: np.ndarray | None) -> pd.DataFrame:
         share, entropy, classes = _selectivity(codes, labels)
         pairs = zip(share, classes, strict=True)
         top = [None if np.isnan(s) else str(c) for s, c in pairs]
+    import pandas as pd
+
     return pd.DataFrame(table | {"top_share": share, "label_entropy": entropy,
                                  "top_label": pd.Series(top, dtype=object)})
 
@@ -320,7 +328,7 @@ def label_metrics(codes: np.ndarray, H: np.ndarray, labels: np.ndarray) -> dict:
     return unit_summary(units(codes, labels), units(H, labels))
 
 
-def unit_summary(latents: pd.DataFrame, neurons: pd.DataFrame) -> dict:
+def unit_summary(latents: "pd.DataFrame", neurons: "pd.DataFrame") -> dict:
     """``label_metrics`` from the ``units`` tables of the latents and the neurons."""
     share, entropy = latents["top_share"].to_numpy(), latents["label_entropy"]
     neuron_share = neurons["top_share"].to_numpy()

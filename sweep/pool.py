@@ -240,7 +240,7 @@ def _run(
                     results[one.idx] = progress.finished(one, ret)
         broken += [one for batch in running.values() for one in batch]  # not collected
     finally:
-        pool.shutdown(wait=not broken, kill_workers=bool(broken) or bool(running))
+        pool.shutdown(wait=False, kill_workers=bool(broken) or bool(running))
     return sorted(broken, key=lambda j: j.idx), why
 
 

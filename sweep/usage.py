@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from omegaconf import OmegaConf
 
-from sweep import CONF_DIR, OUTPUTS_DIR, budget, folders, pipeline, schema
+from sweep import CONF_DIR, OUTPUTS_DIR, budget, folders, schema
 from sweep.grid import PRESETS, BadInput, Cell, expand_cells, options
 
 SHOWN = 20  # cells a dry run lists by name
@@ -76,6 +76,7 @@ def _config_lines() -> list[str]:
 
 def dry_run(argv: list[str], target: Path, todo: list[Cell], done: list[Cell]) -> str:
     """What a command would run: its cells, how many are finished, about how long."""
+    from sweep import pipeline  # pandas: only where a dry run needs it
     from sweep.pool import clock, workers
 
     parallel = workers(_n_jobs(argv), len(todo)) if todo else 1

@@ -124,6 +124,27 @@ def test_the_parent_rebuilds_the_configs_hydra_ran(smoke):
     assert validate_argv(argv) == []
 
 
+def test_each_cell_folder_holds_hydras_files_of_its_own_configuration(smoke):
+    # written by the pool's worker as a Hydra job writes them: config.yaml is the
+    # configuration the cell computed (its fingerprint), overrides.yaml its grid point
+    from omegaconf import OmegaConf
+
+    from sweep import config
+
+    sweep_dir, _ = smoke
+    for name in _cells(sweep_dir):
+        cell = sweep_dir / name
+        status = json.loads((cell / schema.STATUS_FILE).read_text())
+        cfg = OmegaConf.load(cell / ".hydra" / "config.yaml")
+        flat = config.normalise(config.flatten(cfg))
+        assert config.fingerprint(flat) == status["fingerprint"], name
+        overrides = OmegaConf.load(cell / ".hydra" / "overrides.yaml")
+        assert "experiment=smoke" in overrides
+        assert f"neurons={status['config']['neurons']}" in overrides
+        assert not any(line.startswith("hydra.") for line in overrides)
+        assert (cell / "cell.log").read_text().count(" - ok ") == 1  # its own line
+
+
 def test_a_folder_holding_another_configuration_is_refused(smoke, tmp_path):
     # a folder named as the default preset's cell (named so by an older naming rule,
     # or by hand) that holds the smoke preset's cell: never overwritten

@@ -57,3 +57,25 @@ def test_a_cell_folder_holding_only_its_log_is_a_missing_cell(tmp_path):
     statuses = folders.cell_statuses(tmp_path)
     assert sorted(statuses) == ["a", "b", "c"]
     assert statuses["b"]["status"] == statuses["c"]["status"] == "missing"
+
+
+def test_short_cells_go_to_a_worker_in_batches_of_about_batch_s():
+    progress = pool.Progress(1000)
+    assert progress.batch_size(1000, 2) == 1  # nothing measured yet: one at a time
+    progress.seconds = [0.05] * 10  # 50 ms cells: about BATCH_S of them
+    assert progress.batch_size(1000, 2) == round(pool.BATCH_S / 0.05)
+    assert progress.batch_size(7, 2) == 4  # at most an equal share of the queue
+    progress.seconds = [1e-6] * 10
+    assert progress.batch_size(1000, 2) == pool.MAX_BATCH
+    progress.seconds = [2.0] * 10  # long cells: one each (exact progress, isolation)
+    assert progress.batch_size(1000, 2) == 1
+
+
+def test_workers_get_native_thread_pools_as_joblib_gives_them(monkeypatch):
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's setting is kept
+    env = pool.worker_env(2)
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "4"
+    assert env["MKL_NUM_THREADS"] == "3"
+    assert pool.worker_env(16)["OMP_NUM_THREADS"] == "1"
