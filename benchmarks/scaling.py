@@ -78,8 +78,9 @@ def points(grid: list[str]) -> tuple[list[str], list[dict]]:
 def measured(cmd: list[str]) -> tuple[float, float]:
     """Wall seconds and the peak resident MB of the process ``cmd`` starts."""
     start = time.perf_counter()
+    errors = tempfile.TemporaryFile("w+")  # a pipe would fill, and block the process
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=errors, text=True)  # fmt: skip
     peak = 0
     status = Path(f"/proc/{proc.pid}/status")
     while proc.poll() is None:
@@ -91,8 +92,9 @@ def measured(cmd: list[str]) -> tuple[float, float]:
             pass
         time.sleep(POLL_S)
     wall = time.perf_counter() - start
+    errors.seek(0)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-2000:]}")
+        raise SystemExit(f"{' '.join(cmd)} failed: {errors.read()[-2000:]}")
     return wall, peak / 1024
 
 

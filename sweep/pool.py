@@ -1,8 +1,11 @@
 """Cells in parallel on this machine's cores, each failure confined to its own cell.
 
-The ``pool`` launcher (``conf/hydra/launcher/pool.yaml``, the default) runs one cell
-per worker process of joblib's loky pool, with at most ``n_jobs`` cells in flight, so
-the parent always knows which cells are running. When a worker dies (killed by the
+The ``pool`` launcher (``conf/hydra/launcher/pool.yaml``, the default) runs cells in
+the worker processes of joblib's loky pool, with at most ``n_jobs`` batches in flight,
+so the parent always knows which cells are running. A batch is one cell, unless the
+cells so far took under BATCH_S / 2 each: then a worker is given about BATCH_S of
+them at once (``Progress.batch_size``), as joblib batches short tasks, so that the
+round trip to the parent stays small beside the work. When a worker dies (killed by the
 kernel for memory, by a signal, or crashed), loky ends every worker and fails every
 cell in flight. Those cells then run again one at a time, each alone in a fresh
 worker: a cell that kills its worker alone is the culprit and becomes ``failed``,
@@ -126,6 +129,8 @@ class Progress:
         if not self.seconds:
             return 1
         mean = sum(self.seconds[-100:]) / len(self.seconds[-100:])
+        if mean >= BATCH_S / 2:
+            return 1
         size = min(MAX_BATCH, round(BATCH_S / max(mean, 1e-3)), -(-queued // n_workers))
         return max(1, size)
 
@@ -306,8 +311,14 @@ def failed(launcher, one: Job, error: str, trace: str | None = None) -> JobRetur
 
 def _cell(launcher, one: Job) -> tuple[Path, dict]:
     """A job's cell folder and configuration, as its worker builds them."""
-    flat = grid.expand_cells(one.task, multirun=False)[0].flat
-    return Path(launcher.config.hydra.sweep.dir) / cell_of(one), flat
+    cell_dir, cell = cell_at(Path(launcher.config.hydra.sweep.dir), one)
+    return cell_dir, cell.flat
+
+
+def cell_at(sweep_dir: Path, one: Job) -> tuple[Path, grid.Cell]:
+    """A job's cell folder, and its cell built from its overrides (as the command's
+    check built it)."""
+    return sweep_dir / cell_of(one), grid.expand_cells(one.task, multirun=False)[0]
 
 
 def _finished(cell_dir: Path, flat: dict) -> bool:
@@ -339,9 +350,8 @@ def execute(one: Job, setting: Setting) -> dict:
     with Hydra's files and its log, then the cell; its status."""
     from sweep import job  # the cell's science: numpy, pandas, sklearn
 
-    cell = grid.expand_cells(one.task, multirun=False)[0]
+    cell_dir, cell = cell_at(setting.sweep_dir, one)
     cfg = config.nest(cell.flat) | cell.run
-    cell_dir = setting.sweep_dir / cell_of(one)
     cell_dir.mkdir(parents=True, exist_ok=True)
     if setting.output_subdir:  # as Hydra's job writes them
         hydra_dir = cell_dir / setting.output_subdir

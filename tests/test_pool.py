@@ -69,6 +69,10 @@ def test_short_cells_go_to_a_worker_in_batches_of_about_batch_s():
     assert progress.batch_size(1000, 2) == pool.MAX_BATCH
     progress.seconds = [2.0] * 10  # long cells: one each (exact progress, isolation)
     assert progress.batch_size(1000, 2) == 1
+    progress.seconds = [pool.BATCH_S / 2] * 10  # from BATCH_S / 2 on: one each
+    assert progress.batch_size(1000, 2) == 1
+    progress.seconds = [pool.BATCH_S / 2.2] * 10
+    assert progress.batch_size(1000, 2) == 2
 
 
 def test_workers_get_native_thread_pools_as_joblib_gives_them(monkeypatch):
