@@ -77,24 +77,24 @@ def points(grid: list[str]) -> tuple[list[str], list[dict]]:
 
 def measured(cmd: list[str]) -> tuple[float, float]:
     """Wall seconds and the peak resident MB of the process ``cmd`` starts."""
-    start = time.perf_counter()
-    errors = tempfile.TemporaryFile("w+")  # a pipe would fill, and block the process
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=errors, text=True)  # fmt: skip
-    peak = 0
-    status = Path(f"/proc/{proc.pid}/status")
-    while proc.poll() is None:
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except (OSError, ValueError):  # it ended between poll and read
-            pass
-        time.sleep(POLL_S)
-    wall = time.perf_counter() - start
-    errors.seek(0)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {errors.read()[-2000:]}")
+    with tempfile.TemporaryFile("w+") as errors:  # a pipe would fill and block it
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                stderr=errors, text=True)  # fmt: skip
+        peak = 0
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except (OSError, ValueError):  # it ended between poll and read
+                pass
+            time.sleep(POLL_S)
+        wall = time.perf_counter() - start
+        errors.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {errors.read()[-2000:]}")
     return wall, peak / 1024
 
 
