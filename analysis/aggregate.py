@@ -130,8 +130,8 @@ def load_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def each(read, items: list) -> list:
-    """``read`` of every item, READERS at a time (reading parquet releases the GIL:
-    a sweep of 10,000 cells is read in about half the time); in order."""
+    """``read`` of every item, READERS at a time, in order (reading parquet releases
+    the GIL: 4 threads read a cell's small files about twice as fast as one)."""
     if len(items) < 2 * READERS:
         return [read(item) for item in items]
     with ThreadPoolExecutor(READERS) as readers:
@@ -206,6 +206,7 @@ def load_features(sweep_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     cell whose file cannot be read is left out with a warning."""
     derived = [c for c in DERIVED_COLUMNS if c in trials]
     keys = [CELL_DIR, *config_columns(trials), *derived]
+
     def read(name: str) -> pd.DataFrame | None:
         path = Path(sweep_dir) / name / FEATURES_FILE
         try:
